@@ -1,0 +1,57 @@
+# shard-operator: the commands a developer and CI use. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+KUBECONFIG_LOCAL := $(CURDIR)/.cluster/kubeconfig
+NAMESPACE ?= shard-demo
+PYTEST_ARGS ?=
+
+.PHONY: help venv tools cluster-up cluster-down cluster-status lint test test-unit demo demo-down \
+        operator-run bench reliability clean
+
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+$(BIN)/.installed: pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@
+
+venv: $(BIN)/.installed ## Create .venv with the project and its dev tools installed
+
+tools: ## Build (or check the cache of) the control plane binaries
+	@bash cluster/build-tools.sh >/dev/null
+
+cluster-up: venv ## Start the local control plane (no-op if it runs)
+	$(BIN)/localcluster up
+
+cluster-down: ## Stop the local control plane and remove its data
+	@if [ -x $(BIN)/localcluster ]; then $(BIN)/localcluster down; else rm -rf .cluster; fi
+
+cluster-status: venv ## Health of each control plane component
+	$(BIN)/localcluster status
+
+lint: venv ## ruff over the code and tests
+	$(BIN)/ruff check operator cluster tests bench
+
+test-unit: venv ## Fast tests that need no cluster
+	$(BIN)/pytest -m "not cluster" $(PYTEST_ARGS)
+
+test: venv lint cluster-up ## The whole suite, on the local control plane
+	KUBECONFIG=$(KUBECONFIG_LOCAL) $(BIN)/pytest $(PYTEST_ARGS)
+
+demo: cluster-up ## Control plane + operator + sample ShardSet, then show the key map
+	@bash hack/demo.sh
+
+demo-down: ## Stop the demo's operator (the cluster keeps running; see cluster-down)
+	@bash hack/demo.sh stop
+
+bench: cluster-up ## Benchmarks against baselines (see bench/README.md)
+	KUBECONFIG=$(KUBECONFIG_LOCAL) $(BIN)/python -m bench
+
+clean: cluster-down ## Remove the cluster, the venv and caches in the tree
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

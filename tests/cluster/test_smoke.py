@@ -1,0 +1,116 @@
+"""Smoke tests of the local control plane itself: scheduling on KWOK nodes, garbage
+collection, RBAC, and clients surviving an apiserver restart."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from kubernetes_asyncio import client, config, watch
+
+from localcluster import LocalCluster
+from tests.conftest import kubectl_json
+
+
+def wait_for(predicate, timeout: float = 60.0, interval: float = 0.2):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        time.sleep(interval)
+
+
+def test_version_is_pinned_release(cluster: LocalCluster) -> None:
+    version = json.loads(cluster.kubectl("version", "-o", "json").stdout)["serverVersion"]
+    assert version["gitVersion"].startswith("v1.33.")
+    assert version["major"] == "1" and version["minor"] == "33"
+
+
+def test_two_ready_kwok_nodes(cluster: LocalCluster) -> None:
+    nodes = kubectl_json(cluster, "get", "nodes")["items"]
+    ready = [n["metadata"]["name"] for n in nodes
+             if any(c["type"] == "Ready" and c["status"] == "True"
+                    for c in n["status"]["conditions"])]
+    assert len(ready) >= 2
+
+
+def test_every_component_healthy(cluster: LocalCluster) -> None:
+    report = {c.name: c for c in cluster.health()}
+    assert set(report) == {"etcd", "kube-apiserver", "kube-controller-manager",
+                           "kube-scheduler", "kwok"}
+    assert all(c.running and c.healthy for c in report.values()), report
+
+
+def test_deployment_pods_run_on_kwok_nodes(cluster: LocalCluster, namespace: str) -> None:
+    cluster.kubectl("-n", namespace, "create", "deployment", "web", "--image=nginx",
+                    "--replicas=3")
+
+    def running_pods():
+        pods = kubectl_json(cluster, "-n", namespace, "get", "pods")["items"]
+        running = [p for p in pods if p["status"].get("phase") == "Running"]
+        return running if len(running) == 3 else None
+
+    pods = wait_for(running_pods)
+    assert {p["spec"]["nodeName"] for p in pods} <= {"kwok-node-0", "kwok-node-1"}
+
+
+def test_deleting_owner_garbage_collects_dependents(cluster: LocalCluster, namespace: str
+                                                    ) -> None:
+    cluster.kubectl("-n", namespace, "create", "configmap", "owner")
+    owner = kubectl_json(cluster, "-n", namespace, "get", "configmap", "owner")
+    dependent = {
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "dependent", "namespace": namespace, "ownerReferences": [{
+            "apiVersion": "v1", "kind": "ConfigMap", "name": "owner",
+            "uid": owner["metadata"]["uid"]}]},
+    }
+    cluster.kubectl("apply", "-f", "-", input=json.dumps(dependent))
+    cluster.kubectl("-n", namespace, "delete", "configmap", "owner")
+
+    def gone():
+        result = cluster.kubectl("-n", namespace, "get", "configmap", "dependent", check=False)
+        return result.returncode != 0 and "NotFound" in result.stderr
+
+    wait_for(gone, timeout=60)
+
+
+def test_service_account_without_grants_is_forbidden(cluster: LocalCluster, namespace: str
+                                                     ) -> None:
+    cluster.kubectl("-n", namespace, "create", "serviceaccount", "nobody")
+    token = cluster.kubectl("-n", namespace, "create", "token", "nobody").stdout.strip()
+    assert token.count(".") == 2  # a JWT
+    result = cluster.kubectl("--token", token, "--user=", "-n", namespace, "get", "pods",
+                             check=False)
+    assert result.returncode != 0
+    assert "Forbidden" in result.stderr and f"system:serviceaccount:{namespace}:nobody" in (
+        result.stderr)
+
+
+@pytest.mark.timeout(180)
+async def test_clients_recover_after_apiserver_restart(cluster: LocalCluster, namespace: str
+                                                       ) -> None:
+    await config.load_kube_config(config_file=str(cluster.kubeconfig))
+    async with client.ApiClient() as api:
+        core = client.CoreV1Api(api)
+        await core.create_namespaced_config_map(
+            namespace, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="before")))
+        cluster.restart_apiserver()
+        # The same client (and its connection pool) works after the restart.
+        await core.create_namespaced_config_map(
+            namespace, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="after")))
+        names = {cm.metadata.name for cm in
+                 (await core.list_namespaced_config_map(namespace)).items}
+        assert {"before", "after"} <= names
+        # A new watch sees objects created after the restart.
+        seen = set()
+        stream = watch.Watch().stream(core.list_namespaced_config_map, namespace,
+                                      timeout_seconds=10)
+        async for event in stream:
+            seen.add(event["object"].metadata.name)
+            if {"before", "after"} <= seen:
+                break
+        assert {"before", "after"} <= seen
