@@ -291,6 +291,9 @@ class LocalCluster:
                     "--manage-all-nodes=false",
                     "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
                     "--node-ip=127.0.0.1",
+                    # Renew node Leases, so the node lifecycle controller keeps the
+                    # nodes (and their pods) Ready.
+                    "--node-lease-duration-seconds=40",
                     f"--server-address=127.0.0.1:{ports['kwok']}",
                     f"--config={d / 'kwok.yaml'}"]
         raise ValueError(name)

@@ -1,0 +1,242 @@
+"""What the operator has observed, fed by watch events: small views of each object,
+indexed by namespace and node id. Handlers write here; the controller only reads."""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from .constants import (
+    ANNOTATION_TEMPLATE_HASH,
+    GROUP,
+    KEY_MAP_PREFIX,
+    LABEL_ORIGIN,
+)
+from .keys import HASH_CHARS, InvalidKey, Key, decode_segments
+
+SHARD_NAME = re.compile(rf"^([a-z]([-a-z0-9]*[a-z0-9])?)-[a-z2-7]{{{HASH_CHARS}}}$")
+
+
+def node_of_shard_name(name: str) -> str | None:
+    """``node-1-abcdefghijklmnop`` → ``node-1``; None for names we never make."""
+    match = SHARD_NAME.match(name)
+    return match.group(1) if match else None
+
+
+def _owner_uids(meta: dict[str, Any], kind: str) -> tuple[str, ...]:
+    return tuple(ref.get("uid", "") for ref in meta.get("ownerReferences") or []
+                 if ref.get("kind") == kind and ref.get("apiVersion", "").startswith(GROUP))
+
+
+@dataclass
+class ShardSetView:
+    name: str
+    uid: str
+    generation: int
+    created: str
+    node_id: str
+    body: dict[str, Any]  # metadata (no managedFields) and spec, for rendering
+    status: dict[str, Any]
+    deleting: bool
+
+    @classmethod
+    def of(cls, body: dict[str, Any]) -> ShardSetView:
+        meta = body["metadata"]
+        return cls(name=meta["name"], uid=meta["uid"], generation=meta.get("generation", 0),
+                   created=meta.get("creationTimestamp", ""),
+                   node_id=(body.get("spec") or {}).get("nodeId", ""),
+                   body={"metadata": {k: meta[k] for k in ("name", "namespace", "uid")},
+                         "spec": body.get("spec") or {}},
+                   status=dict(body.get("status") or {}),
+                   deleting=bool(meta.get("deletionTimestamp")))
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        return self.body["spec"]
+
+
+@dataclass
+class ShardView:
+    name: str
+    uid: str
+    generation: int
+    created: str
+    node_id: str
+    key: Key | None  # None if the spec cannot be decoded
+    origin: str
+    owners: tuple[str, ...]
+    body: dict[str, Any]
+    status: dict[str, Any]
+    deleting: bool
+
+    @classmethod
+    def of(cls, body: dict[str, Any]) -> ShardView:
+        meta, spec = body["metadata"], body.get("spec") or {}
+        try:
+            key: Key | None = decode_segments(spec.get("key") or [],
+                                              spec.get("keyEncoding", "utf8"))
+        except InvalidKey:
+            key = None
+        return cls(name=meta["name"], uid=meta["uid"], generation=meta.get("generation", 0),
+                   created=meta.get("creationTimestamp", ""), node_id=spec.get("nodeId", ""),
+                   key=key, origin=(meta.get("labels") or {}).get(LABEL_ORIGIN, ""),
+                   owners=_owner_uids(meta, "ShardSet"),
+                   body={"metadata": {k: meta[k] for k in ("name", "namespace", "uid")},
+                         "spec": spec},
+                   status=dict(body.get("status") or {}),
+                   deleting=bool(meta.get("deletionTimestamp")))
+
+
+@dataclass
+class PodView:
+    name: str
+    uid: str
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    owners: tuple[str, ...]
+    phase: str
+    ready: bool
+    restarts: int
+    waiting_reason: str
+    deleting: bool
+
+    @property
+    def template_hash(self) -> str:
+        return self.annotations.get(ANNOTATION_TEMPLATE_HASH, "")
+
+    @classmethod
+    def of(cls, body: dict[str, Any]) -> PodView:
+        meta, status = body["metadata"], body.get("status") or {}
+        statuses = status.get("containerStatuses") or []
+        waiting = next((s["state"]["waiting"].get("reason", "") for s in statuses
+                        if (s.get("state") or {}).get("waiting")), "")
+        ready = any(c.get("type") == "Ready" and c.get("status") == "True"
+                    for c in status.get("conditions") or [])
+        return cls(name=meta["name"], uid=meta["uid"], labels=dict(meta.get("labels") or {}),
+                   annotations=dict(meta.get("annotations") or {}),
+                   owners=_owner_uids(meta, "Shard"), phase=status.get("phase", "Pending"),
+                   ready=ready, restarts=sum(s.get("restartCount", 0) for s in statuses),
+                   waiting_reason=waiting, deleting=bool(meta.get("deletionTimestamp")))
+
+
+@dataclass
+class ServiceView:
+    name: str
+    uid: str
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    owners: tuple[str, ...]
+    selector: dict[str, str]
+    ports: list[dict[str, Any]]
+    deleting: bool
+
+    @classmethod
+    def of(cls, body: dict[str, Any]) -> ServiceView:
+        meta, spec = body["metadata"], body.get("spec") or {}
+        return cls(name=meta["name"], uid=meta["uid"], labels=dict(meta.get("labels") or {}),
+                   annotations=dict(meta.get("annotations") or {}),
+                   owners=_owner_uids(meta, "Shard"), selector=dict(spec.get("selector") or {}),
+                   ports=list(spec.get("ports") or []),
+                   deleting=bool(meta.get("deletionTimestamp")))
+
+
+@dataclass
+class ConfigMapView:
+    name: str
+    uid: str
+    labels: dict[str, str]
+    owners: tuple[str, ...]
+    data: dict[str, str]
+
+    @classmethod
+    def of(cls, body: dict[str, Any]) -> ConfigMapView:
+        meta = body["metadata"]
+        return cls(name=meta["name"], uid=meta["uid"], labels=dict(meta.get("labels") or {}),
+                   owners=_owner_uids(meta, "ShardSet"), data=dict(body.get("data") or {}))
+
+
+VIEWS = {"ShardSet": ShardSetView, "Shard": ShardView, "Pod": PodView, "Service": ServiceView,
+         "ConfigMap": ConfigMapView}
+
+
+@dataclass
+class Cache:
+    """Views by kind → namespace → name, plus ShardSets and Shards by node id."""
+
+    objects: dict[str, dict[str, dict[str, Any]]] = field(
+        default_factory=lambda: {kind: defaultdict(dict) for kind in VIEWS})
+    shards_by_node: dict[tuple[str, str], set[str]] = field(
+        default_factory=lambda: defaultdict(set))
+    sets_by_node: dict[tuple[str, str], set[str]] = field(
+        default_factory=lambda: defaultdict(set))
+
+    @staticmethod
+    def relevant(kind: str, name: str) -> bool:
+        """Whether the operator keeps this object: its own kinds, shard-named Pods and
+        Services, and key-map ConfigMaps."""
+        if kind in ("Pod", "Service"):
+            return node_of_shard_name(name) is not None
+        if kind == "ConfigMap":
+            return name.startswith(KEY_MAP_PREFIX)
+        return True
+
+    def node_of(self, kind: str, namespace: str, name: str, body: dict[str, Any] | None = None
+                ) -> str | None:
+        """The node id an object belongs to (what to reconcile when it changes)."""
+        if kind in ("ShardSet", "Shard"):
+            view = self.objects[kind][namespace].get(name)
+            if view is not None:
+                return view.node_id
+            return ((body or {}).get("spec") or {}).get("nodeId")
+        if kind in ("Pod", "Service"):
+            return node_of_shard_name(name)
+        if kind == "ConfigMap":
+            return name[len(KEY_MAP_PREFIX):] if name.startswith(KEY_MAP_PREFIX) else None
+        return None
+
+    def put(self, kind: str, namespace: str, body: dict[str, Any]) -> Any:
+        view = VIEWS[kind].of(body)
+        previous = self.objects[kind][namespace].get(view.name)
+        self._unindex(kind, namespace, previous)
+        self.objects[kind][namespace][view.name] = view
+        self._index(kind, namespace, view)
+        return view
+
+    def remove(self, kind: str, namespace: str, name: str, uid: str | None = None) -> None:
+        """Forget an object; with ``uid``, only that incarnation of it."""
+        current = self.objects[kind][namespace].get(name)
+        if current is None or (uid is not None and current.uid != uid):
+            return
+        self._unindex(kind, namespace, current)
+        del self.objects[kind][namespace][name]
+
+    def get(self, kind: str, namespace: str, name: str) -> Any:
+        return self.objects[kind][namespace].get(name)
+
+    def shardsets(self, namespace: str, node_id: str) -> list[ShardSetView]:
+        names = self.sets_by_node.get((namespace, node_id), ())
+        views = [self.objects["ShardSet"][namespace][n] for n in names]
+        return sorted(views, key=lambda v: (v.created, v.name))
+
+    def shards(self, namespace: str, node_id: str) -> list[ShardView]:
+        names = self.shards_by_node.get((namespace, node_id), ())
+        return [self.objects["Shard"][namespace][n] for n in sorted(names)]
+
+    def nodes(self) -> set[tuple[str, str]]:
+        return {k for k, v in self.sets_by_node.items() if v} | {
+            k for k, v in self.shards_by_node.items() if v}
+
+    def _index(self, kind: str, namespace: str, view: Any) -> None:
+        if kind == "ShardSet":
+            self.sets_by_node[(namespace, view.node_id)].add(view.name)
+        elif kind == "Shard":
+            self.shards_by_node[(namespace, view.node_id)].add(view.name)
+
+    def _unindex(self, kind: str, namespace: str, view: Any) -> None:
+        if view is None:
+            return
+        index = {"ShardSet": self.sets_by_node, "Shard": self.shards_by_node}.get(kind)
+        if index is not None:
+            index[(namespace, view.node_id)].discard(view.name)

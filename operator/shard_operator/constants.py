@@ -1,0 +1,27 @@
+"""Names shared by the operator, its API and its clients."""
+
+GROUP = "shards.anoma.net"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+SHARDSETS = "shardsets"
+SHARDS = "shards"
+
+MANAGER = "shard-operator"  # field manager and app.kubernetes.io/managed-by
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+LABEL_NAME = "app.kubernetes.io/name"
+LABEL_NODE_ID = f"{GROUP}/node-id"
+LABEL_SHARD = f"{GROUP}/shard"
+LABEL_ORIGIN = f"{GROUP}/origin"  # "schema" or "started"
+ANNOTATION_KEY = f"{GROUP}/key"
+ANNOTATION_TEMPLATE_HASH = f"{GROUP}/template-hash"
+
+ORIGIN_SCHEMA = "schema"
+ORIGIN_STARTED = "started"
+
+SHARD_PORT = 8080
+KEY_MAP_PREFIX = "shard-key-map-"
+KEY_MAP_FORMAT = "shards.anoma.net/key-map/v1"
+# ConfigMaps are capped at 1 MiB of data; keep a margin for metadata.
+KEY_MAP_MAX_BYTES = 1_000_000
+
+DEFAULT_IMAGE = "ghcr.io/anoma/shard-server:0.1.0"

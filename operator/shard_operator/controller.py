@@ -1,0 +1,567 @@
+"""The level-triggered reconcile of one node id: its ShardSet, Shards, Pods, Services
+and key map, from the cache, with only the writes needed to close the gap.
+
+Watch events enqueue ``(namespace, nodeId)``; a key enqueued while it is being
+reconciled runs once more afterwards, so bursts of events collapse into few passes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import conditions, keymap, metrics, render
+from .cache import Cache, PodView, ServiceView, ShardSetView, ShardView
+from .constants import (
+    ANNOTATION_KEY,
+    KEY_MAP_MAX_BYTES,
+    LABEL_MANAGED_BY,
+    LABEL_NODE_ID,
+    LABEL_SHARD,
+    ORIGIN_SCHEMA,
+    SHARD_PORT,
+)
+from .keys import Key, key_map_name, key_to_json
+from .kube import ApiError, Kube
+
+log = logging.getLogger("shard_operator.controller")
+NodeKey = tuple[str, str]  # (namespace, nodeId)
+RESTARTING_LIST_MAX = 50
+
+
+class WorkQueue:
+    """A de-duplicating queue: a key is processed by one worker at a time."""
+
+    def __init__(self) -> None:
+        self._queue: asyncio.Queue[NodeKey] = asyncio.Queue()
+        self._queued: set[NodeKey] = set()
+        self._active: set[NodeKey] = set()
+        self._dirty: set[NodeKey] = set()
+
+    def add(self, key: NodeKey) -> None:
+        if key in self._active:
+            self._dirty.add(key)
+        elif key not in self._queued:
+            self._queued.add(key)
+            self._queue.put_nowait(key)
+
+    def add_after(self, key: NodeKey, delay: float) -> None:
+        asyncio.get_running_loop().call_later(delay, self.add, key)
+
+    async def get(self) -> NodeKey:
+        key = await self._queue.get()
+        self._queued.discard(key)
+        self._active.add(key)
+        return key
+
+    def done(self, key: NodeKey) -> None:
+        self._active.discard(key)
+        if key in self._dirty:
+            self._dirty.discard(key)
+            self.add(key)
+
+    def idle(self) -> bool:
+        return not (self._queued or self._active)
+
+
+@dataclass
+class ShardOutcome:
+    """What one pass found for one Shard."""
+
+    pod: PodView | None = None
+    service: ServiceView | None = None
+    error: str = ""  # why its Pod or Service could not be made
+    outdated: bool = False
+
+
+@dataclass
+class Pass:
+    """Everything one reconcile learns, for the status it writes at the end."""
+
+    problems: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    outcomes: dict[str, ShardOutcome] = field(default_factory=dict)
+    registered: set[str] = field(default_factory=set)
+    unregistered_reason: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+
+class Controller:
+    def __init__(self, kube: Kube, cache: Cache, *, workers: int = 2, concurrency: int = 48,
+                 resync_seconds: float = 300.0) -> None:
+        self.kube = kube
+        self.cache = cache
+        self.queue = WorkQueue()
+        self.workers = workers
+        self.limit = asyncio.Semaphore(concurrency)
+        self.resync_seconds = resync_seconds
+        self._tasks: list[asyncio.Task] = []
+        self._failures: dict[NodeKey, int] = {}
+
+    # ----- running ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        for index in range(self.workers):
+            self._tasks.append(asyncio.create_task(self._worker(), name=f"reconcile-{index}"))
+        self._tasks.append(asyncio.create_task(self._resync(), name="resync"))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+
+    def enqueue(self, namespace: str, node_id: str | None) -> None:
+        if node_id:
+            self.queue.add((namespace, node_id))
+
+    async def _resync(self) -> None:
+        """A slow safety net; changes are driven by watch events, not by this."""
+        while True:
+            await asyncio.sleep(self.resync_seconds)
+            for key in self.cache.nodes():
+                self.queue.add(key)
+
+    async def _worker(self) -> None:
+        while True:
+            key = await self.queue.get()
+            started = time.monotonic()
+            try:
+                retry = await self.reconcile(*key)
+                self._failures.pop(key, None) if not retry else None
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("reconcile of %s/%s failed", *key)
+                metrics.RECONCILE_ERRORS.labels("ShardSet").inc()
+                retry = True
+            finally:
+                metrics.RECONCILES.labels("ShardSet").inc()
+                metrics.RECONCILE_SECONDS.labels("ShardSet").observe(time.monotonic() - started)
+                self.queue.done(key)
+            if retry:
+                failures = self._failures.get(key, 0) + 1
+                self._failures[key] = failures
+                self.queue.add_after(key, min(30.0, 0.5 * 2 ** min(failures, 6)))
+
+    async def _bounded(self, calls: Iterable[Callable[[], Awaitable[Any]]]) -> list[Any]:
+        async def one(call: Callable[[], Awaitable[Any]]) -> Any:
+            async with self.limit:
+                return await call()
+        return await asyncio.gather(*(one(call) for call in calls))
+
+    # ----- one node id -----------------------------------------------------------------
+
+    async def reconcile(self, namespace: str, node_id: str) -> bool:
+        """Converge one node id; True if it should be retried (an API call failed)."""
+        sets = [s for s in self.cache.shardsets(namespace, node_id) if not s.deleting]
+        shards = [s for s in self.cache.shards(namespace, node_id) if not s.deleting]
+        if not sets:
+            await self._status_without_owner(namespace, shards)
+            return False
+        owner, others = sets[0], sets[1:]
+        for other in others:
+            await self._refuse_duplicate(other, owner)
+        run = Pass()
+        wanted, run.problems = render.schema_shards(owner.body, namespace)
+        shards = await self._ensure_shards(namespace, owner, wanted, shards, run)
+        await self._ensure_workloads(namespace, owner, shards, run)
+        await self._ensure_key_map(namespace, owner, shards, run)
+        await self._write_shard_statuses(namespace, owner, shards, run)
+        await self._write_owner_status(namespace, owner, shards, run)
+        return bool(run.errors)
+
+    async def _ensure_shards(self, namespace: str, owner: ShardSetView,
+                             wanted: dict[str, tuple[Key, dict[str, Any]]],
+                             shards: list[ShardView], run: Pass) -> list[ShardView]:
+        existing = {s.name: s for s in shards}
+        missing = []
+        for name, (key, body) in wanted.items():
+            have = existing.get(name)
+            if have is None:
+                if self.cache.get("Shard", namespace, name) is None:
+                    missing.append(body)
+            elif have.key is not None and have.key != key:
+                run.problems.append(
+                    f"key {key_to_json(key)} hashes to the name of Shard {name}, which holds "
+                    f"key {key_to_json(have.key)}: hash collision, not merged")
+        created = await self._bounded(
+            lambda body=body: self._create_custom("Shard", namespace, body, run)
+            for body in missing)
+        for view in created:
+            if view is not None:
+                existing[view.name] = view
+        if owner.spec.get("removedKeyPolicy") == "Delete":
+            stale = [s for s in existing.values()
+                     if s.origin == ORIGIN_SCHEMA and owner.uid in s.owners
+                     and s.name not in wanted]
+            await self._bounded(
+                lambda s=s: self._delete_custom("Shard", namespace, s, run) for s in stale)
+            for view in stale:
+                existing.pop(view.name, None)
+        return [existing[name] for name in sorted(existing)]
+
+    async def _ensure_workloads(self, namespace: str, owner: ShardSetView,
+                                shards: list[ShardView], run: Pass) -> None:
+        template = owner.spec.get("template")
+        calls = [lambda s=s: self._ensure_workload(namespace, s, template, run)
+                 for s in shards if s.key is not None]
+        await self._bounded(calls)
+        # Roll pods whose template changed, a quarter of the shards at a time.
+        outdated = [name for name, o in run.outcomes.items() if o.outdated]
+        if outdated:
+            unavailable = sum(1 for o in run.outcomes.values()
+                              if o.pod is None or not o.pod.ready)
+            budget = max(1, len(run.outcomes) // 4) - unavailable
+            victims = sorted(outdated, key=lambda n: run.outcomes[n].pod.ready)[:max(0, budget)]
+            await self._bounded(
+                lambda n=n: self._delete_core("Pod", namespace, run.outcomes[n].pod, run)
+                for n in victims)
+
+    async def _ensure_workload(self, namespace: str, shard: ShardView,
+                               template: dict[str, Any] | None, run: Pass) -> None:
+        outcome = run.outcomes.setdefault(shard.name, ShardOutcome())
+        assert shard.key is not None
+        full = {"metadata": {**shard.body["metadata"]}, "spec": shard.body["spec"]}
+        desired_service = render.service(full, shard.key)
+        service = self.cache.get("Service", namespace, shard.name)
+        if service is None:
+            service = await self._create_core(desired_service, run, outcome)
+        elif not service.deleting:
+            patch = _metadata_patch(service, desired_service, shard.uid)
+            if service.selector != desired_service["spec"]["selector"] or not _ports_match(
+                    service.ports):
+                patch.setdefault("spec", {}).update(
+                    {"selector": desired_service["spec"]["selector"],
+                     "ports": desired_service["spec"]["ports"]})
+            if patch:
+                service = await self._patch_core("Service", namespace, shard.name, patch, run)
+        outcome.service = service if service is not None and not service.deleting else None
+
+        desired_pod = render.pod(full, shard.key, template)
+        pod = self.cache.get("Pod", namespace, shard.name)
+        if pod is None:
+            pod = await self._create_core(desired_pod, run, outcome)
+        elif not pod.deleting:
+            patch = _metadata_patch(pod, desired_pod, shard.uid)
+            if patch:
+                pod = await self._patch_core("Pod", namespace, shard.name, patch, run) or pod
+            desired_hash = desired_pod["metadata"]["annotations"][render.ANNOTATION_TEMPLATE_HASH]
+            outcome.outdated = pod.template_hash != desired_hash
+        outcome.pod = pod if pod is not None and not pod.deleting else None
+
+    async def _ensure_key_map(self, namespace: str, owner: ShardSetView,
+                              shards: list[ShardView], run: Pass) -> None:
+        name = key_map_name(owner.node_id)
+        entries: dict[str, Key] = {}
+        size = keymap.data_size(keymap.render(owner.node_id, namespace, {}))
+        for shard in sorted(shards, key=lambda s: (s.created, s.name)):
+            outcome = run.outcomes.get(shard.name)
+            if shard.key is None:
+                run.unregistered_reason[shard.name] = ("InvalidKey", "the key cannot be decoded")
+                continue
+            if outcome is None or outcome.pod is None or outcome.service is None:
+                run.unregistered_reason[shard.name] = (
+                    "WorkloadMissing", outcome.error if outcome and outcome.error
+                    else "waiting for its Pod and Service")
+                continue
+            added = keymap.entry_size(shard.name, shard.key)
+            if size + added > KEY_MAP_MAX_BYTES:
+                run.unregistered_reason[shard.name] = (
+                    "KeyMapFull", f"the key map {name} would exceed {KEY_MAP_MAX_BYTES} bytes")
+                continue
+            size += added
+            entries[shard.name] = shard.key
+        data = keymap.render(owner.node_id, namespace, entries)
+        desired = render.key_map(name, namespace, data, owner.body)
+        current = self.cache.get("ConfigMap", namespace, name)
+        try:
+            if current is None:
+                created = await self.kube.create(desired)
+                metrics.API_WRITES.labels("ConfigMap", "create").inc()
+                self.cache.put("ConfigMap", namespace, created)
+            elif current.data != data or owner.uid not in current.owners or any(
+                    current.labels.get(k) != v for k, v in desired["metadata"]["labels"].items()):
+                replaced = await self.kube.replace_config_map(desired)
+                metrics.API_WRITES.labels("ConfigMap", "update").inc()
+                self.cache.put("ConfigMap", namespace, replaced)
+        except ApiError as error:
+            if error.conflict and current is None:
+                # Created meanwhile (or the cache lags): read it and retry next pass.
+                self.cache.put("ConfigMap", namespace,
+                               await self.kube.get_config_map(namespace, name))
+            run.errors.append(f"key map update failed: {error.message}")
+            for shard_name in entries:
+                run.unregistered_reason[shard_name] = ("KeyMapUpdateFailed", error.message)
+            return
+        run.registered = set(entries)
+
+    # ----- status ----------------------------------------------------------------------
+
+    async def _write_shard_statuses(self, namespace: str, owner: ShardSetView,
+                                    shards: list[ShardView], run: Pass) -> None:
+        calls = []
+        for shard in shards:
+            status = _shard_status(shard, run, namespace)
+            if _status_differs(shard.status, status):
+                status["conditions"] = conditions.merge(shard.status.get("conditions"),
+                                                        status["conditions"])
+                calls.append(lambda s=shard, st=status: self._patch_status("Shard", namespace,
+                                                                           s, st, run))
+        await self._bounded(calls)
+
+    async def _write_owner_status(self, namespace: str, owner: ShardSetView,
+                                  shards: list[ShardView], run: Pass) -> None:
+        status = _shardset_status(owner, shards, run, namespace)
+        metrics.SHARDS.labels(namespace, owner.name, "desired").set(status["desiredShards"])
+        metrics.SHARDS.labels(namespace, owner.name, "registered").set(
+            status["registeredShards"])
+        metrics.SHARDS.labels(namespace, owner.name, "ready").set(status["readyShards"])
+        if not _status_differs(owner.status, status):
+            return
+        before = conditions.find(owner.status.get("conditions"), "Ready")
+        status["conditions"] = conditions.merge(owner.status.get("conditions"),
+                                                status["conditions"])
+        await self._patch_status("ShardSet", namespace, owner, status, run)
+        after = conditions.find(status["conditions"], "Ready")
+        if after and (before is None or (before["status"], before["reason"]) != (
+                after["status"], after["reason"])):
+            kind = "Normal" if after["status"] == "True" or after["reason"] == "Progressing" \
+                else "Warning"
+            await self._event(owner, "ShardSet", kind, after["reason"], after["message"])
+
+    async def _refuse_duplicate(self, other: ShardSetView, owner: ShardSetView) -> None:
+        """A second ShardSet for a taken node id: refused in its status, nothing touched."""
+        message = (f"nodeId {other.node_id!r} is already used by ShardSet {owner.name} in "
+                   "this namespace; this ShardSet is ignored until that one is deleted")
+        cond = [conditions.condition("Ready", False, "NodeIdConflict", message, other.generation),
+                conditions.condition("Progressing", False, "NodeIdConflict", message,
+                                     other.generation),
+                conditions.condition("Degraded", True, "NodeIdConflict", message,
+                                     other.generation)]
+        status = {"observedGeneration": other.generation, "nodeId": other.node_id,
+                  "desiredShards": 0, "registeredShards": 0, "readyShards": 0,
+                  "conditions": cond}
+        if _status_differs(other.status, status):
+            status["conditions"] = conditions.merge(other.status.get("conditions"), cond)
+            namespace = other.body["metadata"]["namespace"]
+            await self._patch_status("ShardSet", namespace, other, status, Pass())
+            await self._event(other, "ShardSet", "Warning", "NodeIdConflict", message)
+
+    async def _status_without_owner(self, namespace: str, shards: list[ShardView]) -> None:
+        run = Pass()
+        for shard in shards:
+            run.unregistered_reason[shard.name] = (
+                "NoShardSet", f"no ShardSet with nodeId {shard.node_id!r} in this namespace")
+        calls = []
+        for shard in shards:
+            status = _shard_status(shard, run, namespace)
+            if _status_differs(shard.status, status):
+                status["conditions"] = conditions.merge(shard.status.get("conditions"),
+                                                        status["conditions"])
+                calls.append(lambda s=shard, st=status: self._patch_status(
+                    "Shard", namespace, s, st, run))
+        await self._bounded(calls)
+
+    # ----- API calls that keep the cache current ---------------------------------------
+
+    async def _create_custom(self, kind: str, namespace: str, body: dict[str, Any], run: Pass
+                             ) -> Any:
+        try:
+            created = await self.kube.create_custom(kind, body)
+            metrics.API_WRITES.labels(kind, "create").inc()
+        except ApiError as error:
+            if error.conflict:
+                created = await self.kube.get_custom(kind, namespace, body["metadata"]["name"])
+            else:
+                run.errors.append(f"creating {kind} {body['metadata']['name']}: {error.message}")
+                return None
+        return self.cache.put(kind, namespace, created)
+
+    async def _delete_custom(self, kind: str, namespace: str, view: Any, run: Pass) -> None:
+        try:
+            await self.kube.delete_custom(kind, namespace, view.name, uid=view.uid)
+            metrics.API_WRITES.labels(kind, "delete").inc()
+        except ApiError as error:
+            if not error.not_found:
+                run.errors.append(f"deleting {kind} {view.name}: {error.message}")
+
+    async def _create_core(self, body: dict[str, Any], run: Pass, outcome: ShardOutcome
+                           ) -> Any:
+        kind, meta = body["kind"], body["metadata"]
+        try:
+            created = await self.kube.create(body)
+            metrics.API_WRITES.labels(kind, "create").inc()
+        except ApiError as error:
+            if error.conflict:
+                return None  # exists but not cached yet: its watch event re-queues us
+            message = f"creating {kind} {meta['name']} was refused: {error.message}"
+            outcome.error = message
+            run.errors.append(message)
+            return None
+        return self.cache.put(kind, meta["namespace"], created)
+
+    async def _patch_core(self, kind: str, namespace: str, name: str, patch: dict[str, Any],
+                          run: Pass) -> Any:
+        try:
+            patched = await self.kube.patch(kind, namespace, name, patch)
+            metrics.API_WRITES.labels(kind, "patch").inc()
+        except ApiError as error:
+            if not error.not_found:
+                run.errors.append(f"restoring {kind} {name}: {error.message}")
+            return None
+        return self.cache.put(kind, namespace, patched)
+
+    async def _delete_core(self, kind: str, namespace: str, view: Any, run: Pass) -> None:
+        try:
+            await self.kube.delete(kind, namespace, view.name, uid=view.uid)
+            metrics.API_WRITES.labels(kind, "delete").inc()
+        except ApiError as error:
+            if not error.not_found:
+                run.errors.append(f"deleting {kind} {view.name}: {error.message}")
+
+    async def _patch_status(self, kind: str, namespace: str, view: Any,
+                            status: dict[str, Any], run: Pass) -> None:
+        try:
+            patched = await self.kube.patch_status(kind, namespace, view.name, status)
+            metrics.API_WRITES.labels(kind, "patch-status").inc()
+        except ApiError as error:
+            if not error.not_found:
+                run.errors.append(f"writing the status of {kind} {view.name}: {error.message}")
+            return
+        self.cache.put(kind, namespace, patched)
+
+    async def _event(self, view: Any, kind: str, type_: str, reason: str, note: str) -> None:
+        try:
+            await self.kube.post_event(view.body, kind, type_, reason, note, conditions.now())
+            metrics.API_WRITES.labels("Event", "create").inc()
+        except ApiError as error:
+            log.warning("could not post event %s on %s %s: %s", reason, kind, view.name, error)
+
+
+# ----- pure helpers ------------------------------------------------------------------------
+
+
+def _ports_match(ports: list[dict[str, Any]]) -> bool:
+    return any(p.get("port") == SHARD_PORT and p.get("targetPort") in (SHARD_PORT, "shard")
+               for p in ports)
+
+
+def _metadata_patch(view: PodView | ServiceView, desired: dict[str, Any], shard_uid: str
+                    ) -> dict[str, Any]:
+    """Restore labels, the key annotation and the owner reference if someone changed them."""
+    meta = desired["metadata"]
+    patch: dict[str, Any] = {}
+    labels = {k: v for k, v in meta["labels"].items()
+              if k in (LABEL_MANAGED_BY, LABEL_NODE_ID, LABEL_SHARD) and view.labels.get(k) != v}
+    if labels:
+        patch.setdefault("metadata", {})["labels"] = labels
+    if view.annotations.get(ANNOTATION_KEY) != meta["annotations"][ANNOTATION_KEY]:
+        patch.setdefault("metadata", {})["annotations"] = {
+            ANNOTATION_KEY: meta["annotations"][ANNOTATION_KEY]}
+    if shard_uid not in view.owners:
+        patch.setdefault("metadata", {})["ownerReferences"] = meta["ownerReferences"]
+    return patch
+
+
+def _status_differs(current: dict[str, Any], desired: dict[str, Any]) -> bool:
+    """Compare statuses ignoring condition timestamps (set only on a real change)."""
+    def strip(status: dict[str, Any]) -> dict[str, Any]:
+        out = {k: v for k, v in status.items() if k != "conditions"}
+        out["conditions"] = sorted(
+            ({k: v for k, v in c.items() if k != "lastTransitionTime"}
+             for c in status.get("conditions") or []), key=lambda c: c.get("type", ""))
+        return out
+    return strip(current) != strip(desired)
+
+
+def _shard_status(shard: ShardView, run: Pass, namespace: str) -> dict[str, Any]:
+    outcome = run.outcomes.get(shard.name) or ShardOutcome()
+    pod = outcome.pod
+    registered = shard.name in run.registered
+    reason, message = run.unregistered_reason.get(shard.name, ("Registered", "in the key map"))
+    ready = bool(pod and pod.ready)
+    if pod is None:
+        ready_reason, ready_message = "PodMissing", outcome.error or "the Pod does not exist yet"
+    elif ready:
+        ready_reason, ready_message = "PodReady", "the shard's Pod is Ready"
+    else:
+        ready_reason = pod.waiting_reason or "PodNotReady"
+        ready_message = f"the Pod is {pod.phase}" + (
+            f" ({pod.waiting_reason})" if pod.waiting_reason else "")
+    return {
+        "observedGeneration": shard.generation,
+        "pod": shard.name,
+        "service": f"{shard.name}.{namespace}.svc:{SHARD_PORT}",
+        "phase": pod.phase if pod else "Missing",
+        "ready": ready,
+        "restarts": pod.restarts if pod else 0,
+        "registered": registered,
+        "conditions": [
+            conditions.condition("Ready", ready, ready_reason, ready_message, shard.generation),
+            conditions.condition("Registered", registered, "Registered" if registered else reason,
+                                 "listed in the key map" if registered else message,
+                                 shard.generation),
+        ],
+    }
+
+
+def _shardset_status(owner: ShardSetView, shards: list[ShardView], run: Pass,
+                     namespace: str) -> dict[str, Any]:
+    generation = owner.generation
+    desired = len(shards)
+    registered = sum(1 for s in shards if s.name in run.registered)
+    pods = {name: o.pod for name, o in run.outcomes.items() if o.pod is not None}
+    ready = sum(1 for s in shards if pods.get(s.name) is not None and pods[s.name].ready)
+    restarting = sorted(((p.restarts, n) for n, p in pods.items() if p.restarts > 0),
+                        reverse=True)
+    crashing = [n for n, p in pods.items() if p.waiting_reason == "CrashLoopBackOff"]
+    full = [n for n, (r, _) in run.unregistered_reason.items() if r == "KeyMapFull"]
+    degraded_reasons: list[tuple[str, str]] = []
+    if crashing:
+        degraded_reasons.append(("CrashLoopBackOff", f"{len(crashing)} shard(s) crash-looping, "
+                                 f"e.g. {', '.join(sorted(crashing)[:3])}"))
+    if run.errors:
+        degraded_reasons.append(("ReconcileError", "; ".join(run.errors[:3])))
+    if full:
+        degraded_reasons.append(("KeyMapFull", f"{len(full)} shard(s) do not fit in the key map"))
+    if run.problems:
+        degraded_reasons.append(("InvalidSchema", "; ".join(run.problems[:3])))
+    converged = registered == desired and ready == desired and not degraded_reasons
+    if converged:
+        ready_cond = conditions.condition("Ready", True, "AllShardsReady",
+                                          f"{ready}/{desired} shards ready and registered",
+                                          generation)
+        progressing = conditions.condition("Progressing", False, "Converged",
+                                           "every shard is ready and registered", generation)
+    elif degraded_reasons and not (registered < desired or ready < desired):
+        reason, message = degraded_reasons[0]
+        ready_cond = conditions.condition("Ready", False, reason, message, generation)
+        progressing = conditions.condition("Progressing", False, reason, message, generation)
+    else:
+        message = f"{ready}/{desired} shards ready, {registered}/{desired} registered"
+        reason = degraded_reasons[0][0] if degraded_reasons else "Progressing"
+        ready_cond = conditions.condition("Ready", False, reason, message, generation)
+        progressing = conditions.condition("Progressing", True, "Progressing", message,
+                                           generation)
+    if degraded_reasons:
+        degraded = conditions.condition("Degraded", True, degraded_reasons[0][0],
+                                        degraded_reasons[0][1], generation)
+    else:
+        degraded = conditions.condition("Degraded", False, "Healthy", "no shard is failing",
+                                        generation)
+    return {
+        "observedGeneration": generation,
+        "nodeId": owner.node_id,
+        "keyMap": key_map_name(owner.node_id),
+        "desiredShards": desired,
+        "registeredShards": registered,
+        "readyShards": ready,
+        "restarts": sum(p.restarts for p in pods.values()),
+        "restartingShards": [{"shard": n, "restarts": r}
+                             for r, n in restarting[:RESTARTING_LIST_MAX]],
+        "conditions": [ready_cond, progressing, degraded],
+    }

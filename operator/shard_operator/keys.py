@@ -1,0 +1,123 @@
+"""Storage keys: validation, canonical bytes, and the names derived from them.
+
+A key is a list of segments. Its identity is the tuple of segment *bytes*: a utf8
+segment is its UTF-8 encoding, a base64 segment is what it decodes to. The Shard name
+hashes a length-prefixed encoding, so ``["a","b"]`` and ``["ab"]`` differ.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import re
+from collections.abc import Sequence
+
+from .constants import KEY_MAP_PREFIX
+
+NODE_ID_PATTERN = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+NODE_ID_MAX = 40
+MAX_SEGMENTS = 8
+MAX_SEGMENT_CHARS = 128
+HASH_CHARS = 16  # base32 of 80 bits
+FORBIDDEN_IN_TEXT = ("\ufffd", "\x1f")
+
+Key = tuple[bytes, ...]
+
+
+class InvalidKey(ValueError):
+    """A key, segment, encoding or node id that cannot be used."""
+
+
+def validate_node_id(node_id: str) -> str:
+    if not isinstance(node_id, str) or not node_id:
+        raise InvalidKey("node id must be a non-empty string")
+    if len(node_id) > NODE_ID_MAX:
+        raise InvalidKey(f"node id {node_id!r} is longer than {NODE_ID_MAX} characters")
+    if not NODE_ID_PATTERN.match(node_id):
+        raise InvalidKey(
+            f"node id {node_id!r} must be a lowercase DNS label that starts with a letter "
+            "(a-z, 0-9 and '-', not ending in '-')")
+    return node_id
+
+
+def decode_segments(segments: Sequence[str], encoding: str = "utf8") -> Key:
+    """Segments as written in a spec (text or base64) → canonical bytes."""
+    if encoding not in ("utf8", "base64"):
+        raise InvalidKey(f"unknown key encoding {encoding!r}; use utf8 or base64")
+    if not isinstance(segments, (list, tuple)) or not segments:
+        raise InvalidKey("a key is a non-empty list of segments")
+    if len(segments) > MAX_SEGMENTS:
+        raise InvalidKey(f"a key has at most {MAX_SEGMENTS} segments, not {len(segments)}")
+    out = []
+    for index, segment in enumerate(segments):
+        if not isinstance(segment, str) or not segment:
+            raise InvalidKey(f"key segment {index} must be a non-empty string")
+        if len(segment) > MAX_SEGMENT_CHARS:
+            raise InvalidKey(f"key segment {index} is longer than {MAX_SEGMENT_CHARS} characters")
+        if encoding == "base64":
+            try:
+                out.append(base64.b64decode(segment, validate=True))
+            except (binascii.Error, ValueError) as error:
+                raise InvalidKey(f"key segment {index} is not valid base64: {error}") from None
+        else:
+            if any(ch in segment for ch in FORBIDDEN_IN_TEXT):
+                raise InvalidKey(f"key segment {index} holds U+FFFD or U+001F; use base64")
+            out.append(segment.encode("utf-8"))
+    return tuple(out)
+
+
+def to_key(segments: Sequence[str | bytes]) -> tuple[Key, list[str], str]:
+    """A key given as text and/or bytes → (canonical bytes, spec segments, encoding).
+
+    All-text keys keep the utf8 encoding; any bytes segment makes the whole key base64.
+    """
+    if not segments:
+        raise InvalidKey("a key is a non-empty list of segments")
+    if all(isinstance(s, str) for s in segments):
+        spec = list(segments)
+        return decode_segments(spec, "utf8"), spec, "utf8"
+    raw = [s.encode("utf-8") if isinstance(s, str) else bytes(s) for s in segments]
+    spec = [base64.b64encode(s).decode("ascii") for s in raw]
+    return decode_segments(spec, "base64"), spec, "base64"
+
+
+def key_digest(key: Key) -> str:
+    """A DNS-safe, collision-resistant digest of a key (16 base32 characters)."""
+    hasher = hashlib.sha256()
+    hasher.update(len(key).to_bytes(4, "big"))
+    for segment in key:
+        hasher.update(len(segment).to_bytes(4, "big"))
+        hasher.update(segment)
+    return base64.b32encode(hasher.digest()[:10]).decode("ascii").lower()
+
+
+def shard_name(node_id: str, key: Key) -> str:
+    """Name of the Shard, Pod and Service of ``key``: ``<nodeId>-<digest>``."""
+    return f"{node_id}-{key_digest(key)}"
+
+
+def key_map_name(node_id: str) -> str:
+    """Name of the node's key map ConfigMap."""
+    return f"{KEY_MAP_PREFIX}{node_id}"
+
+
+def key_to_json(key: Key) -> str:
+    """The key as people read it: ``["a","b"]``, or ``{"base64":[...]}`` for binary keys."""
+    try:
+        return json.dumps([s.decode("utf-8") for s in key], ensure_ascii=False,
+                          separators=(",", ":"))
+    except UnicodeDecodeError:
+        return json.dumps({"base64": [base64.b64encode(s).decode("ascii") for s in key]},
+                          separators=(",", ":"))
+
+
+def key_from_json(text: str) -> Key:
+    """Inverse of :func:`key_to_json`."""
+    value = json.loads(text)
+    if isinstance(value, dict) and isinstance(value.get("base64"), list):
+        return tuple(base64.b64decode(s, validate=True) for s in value["base64"])
+    if isinstance(value, list) and all(isinstance(s, str) for s in value):
+        return tuple(s.encode("utf-8") for s in value)
+    raise ValueError(f"not a key: {text!r}")

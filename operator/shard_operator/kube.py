@@ -1,0 +1,160 @@
+"""The thin layer over the Kubernetes API (kubernetes_asyncio, raw JSON bodies).
+
+Every call returns plain dicts; errors are ``ApiError`` with the HTTP status and the
+API server's message. Nothing here decides anything.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from kubernetes_asyncio import client, config
+from kubernetes_asyncio.client.exceptions import ApiException
+
+from .constants import GROUP, MANAGER, SHARDS, SHARDSETS, VERSION
+
+PLURALS = {"ShardSet": SHARDSETS, "Shard": SHARDS}
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        super().__init__(f"{status} {reason}: {message}")
+        self.status, self.reason, self.message = status, reason, message
+
+    @classmethod
+    def of(cls, error: ApiException) -> ApiError:
+        message, reason = str(error.reason or ""), str(error.reason or "")
+        try:
+            body = json.loads(error.body or "{}")
+            message = body.get("message", message)
+            reason = body.get("reason", reason)
+        except (ValueError, TypeError):
+            pass
+        return cls(error.status or 0, reason, message)
+
+    @property
+    def not_found(self) -> bool:
+        return self.status == 404
+
+    @property
+    def conflict(self) -> bool:
+        return self.status == 409
+
+
+async def load_config(pool_size: int = 64) -> client.ApiClient:
+    """An ApiClient from $KUBECONFIG / ~/.kube/config, or the in-cluster account."""
+    configuration = client.Configuration()
+    if os.environ.get("KUBERNETES_SERVICE_HOST") and not os.environ.get("KUBECONFIG"):
+        config.load_incluster_config(client_configuration=configuration)
+    else:
+        await config.load_kube_config(client_configuration=configuration)
+    configuration.connection_pool_maxsize = pool_size
+    return client.ApiClient(configuration)
+
+
+class Kube:
+    """Create, patch, replace and delete the objects the operator manages."""
+
+    def __init__(self, api: client.ApiClient) -> None:
+        self.api = api
+        self.core = client.CoreV1Api(api)
+        self.custom = client.CustomObjectsApi(api)
+        self.events = client.EventsV1Api(api)
+
+    async def close(self) -> None:
+        await self.api.close()
+
+    async def _call(self, method, *args, **kwargs) -> dict[str, Any]:
+        try:
+            response = await method(*args, _preload_content=False, **kwargs)
+            async with response:
+                text = await response.text()
+                status = response.status
+        except ApiException as error:
+            raise ApiError.of(error) from None
+        body = json.loads(text) if text else {}
+        if status >= 400:
+            raise ApiError(status, str(body.get("reason", "")), str(body.get("message", text)))
+        return body
+
+    # ----- custom resources ------------------------------------------------------------
+
+    async def get_custom(self, kind: str, namespace: str, name: str) -> dict[str, Any]:
+        return await self._call(self.custom.get_namespaced_custom_object, GROUP, VERSION,
+                                namespace, PLURALS[kind], name)
+
+    async def list_custom(self, kind: str, namespace: str) -> list[dict[str, Any]]:
+        result = await self._call(self.custom.list_namespaced_custom_object, GROUP, VERSION,
+                                  namespace, PLURALS[kind])
+        return result.get("items", [])
+
+    async def create_custom(self, kind: str, body: dict[str, Any]) -> dict[str, Any]:
+        return await self._call(self.custom.create_namespaced_custom_object, GROUP, VERSION,
+                                body["metadata"]["namespace"], PLURALS[kind], body,
+                                field_manager=MANAGER)
+
+    async def delete_custom(self, kind: str, namespace: str, name: str,
+                            uid: str | None = None) -> None:
+        body = {"preconditions": {"uid": uid}} if uid else None
+        await self._call(self.custom.delete_namespaced_custom_object, GROUP, VERSION,
+                         namespace, PLURALS[kind], name, body=body)
+
+    async def patch_status(self, kind: str, namespace: str, name: str,
+                           status: dict[str, Any]) -> dict[str, Any]:
+        """Merge-patch ``status`` (the only thing the operator writes on these kinds)."""
+        return await self._call(self.custom.patch_namespaced_custom_object_status, GROUP,
+                                VERSION, namespace, PLURALS[kind], name, {"status": status},
+                                field_manager=MANAGER,
+                                _content_type="application/merge-patch+json")
+
+    # ----- core objects ----------------------------------------------------------------
+
+    async def create(self, body: dict[str, Any]) -> dict[str, Any]:
+        namespace = body["metadata"]["namespace"]
+        method = {"Pod": self.core.create_namespaced_pod,
+                  "Service": self.core.create_namespaced_service,
+                  "ConfigMap": self.core.create_namespaced_config_map}[body["kind"]]
+        return await self._call(method, namespace, body, field_manager=MANAGER)
+
+    async def patch(self, kind: str, namespace: str, name: str, patch: dict[str, Any]
+                    ) -> dict[str, Any]:
+        """A strategic merge patch of a Pod, Service or ConfigMap."""
+        method = {"Pod": self.core.patch_namespaced_pod,
+                  "Service": self.core.patch_namespaced_service,
+                  "ConfigMap": self.core.patch_namespaced_config_map}[kind]
+        return await self._call(method, name, namespace, patch, field_manager=MANAGER,
+                                _content_type="application/strategic-merge-patch+json")
+
+    async def replace_config_map(self, body: dict[str, Any]) -> dict[str, Any]:
+        meta = body["metadata"]
+        return await self._call(self.core.replace_namespaced_config_map, meta["name"],
+                                meta["namespace"], body, field_manager=MANAGER)
+
+    async def get_config_map(self, namespace: str, name: str) -> dict[str, Any]:
+        return await self._call(self.core.read_namespaced_config_map, name, namespace)
+
+    async def delete(self, kind: str, namespace: str, name: str, uid: str | None = None
+                     ) -> None:
+        method = {"Pod": self.core.delete_namespaced_pod,
+                  "Service": self.core.delete_namespaced_service,
+                  "ConfigMap": self.core.delete_namespaced_config_map}[kind]
+        body = {"preconditions": {"uid": uid}} if uid else None
+        await self._call(method, name, namespace, body=body)
+
+    async def post_event(self, regarding: dict[str, Any], kind: str, type_: str, reason: str,
+                         note: str, now: str) -> None:
+        meta = regarding["metadata"]
+        event = {
+            "apiVersion": "events.k8s.io/v1", "kind": "Event",
+            "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+            "eventTime": now.replace("Z", ".000000Z"),
+            "reportingController": f"{GROUP}/{MANAGER}",
+            "reportingInstance": os.environ.get("HOSTNAME", MANAGER),
+            "action": "Reconcile", "reason": reason, "type": type_, "note": note[:1024],
+            "regarding": {"apiVersion": f"{GROUP}/{VERSION}", "kind": kind,
+                          "name": meta["name"], "namespace": meta["namespace"],
+                          "uid": meta["uid"]},
+        }
+        await self._call(self.events.create_namespaced_event, meta["namespace"], event)

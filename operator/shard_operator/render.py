@@ -1,0 +1,198 @@
+"""Desired objects as plain data: the Shards of a ShardSet, and the Pod and Service of
+a Shard. Pure functions; the controller compares their output with what it observed."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from typing import Any
+
+from .constants import (
+    ANNOTATION_KEY,
+    ANNOTATION_TEMPLATE_HASH,
+    API_VERSION,
+    DEFAULT_IMAGE,
+    LABEL_MANAGED_BY,
+    LABEL_NAME,
+    LABEL_NODE_ID,
+    LABEL_ORIGIN,
+    LABEL_SHARD,
+    MANAGER,
+    SHARD_PORT,
+)
+from .keys import Key, key_to_json
+
+MISSING = object()  # "no initial value", as opposed to the value null
+
+
+def owner_reference(body: dict[str, Any], kind: str, api_version: str = API_VERSION
+                    ) -> dict[str, Any]:
+    return {"apiVersion": api_version, "kind": kind, "name": body["metadata"]["name"],
+            "uid": body["metadata"]["uid"], "controller": True}
+
+
+def owned_labels(node_id: str, shard: str) -> dict[str, str]:
+    return {LABEL_MANAGED_BY: MANAGER, LABEL_NAME: "shard", LABEL_NODE_ID: node_id,
+            LABEL_SHARD: shard}
+
+
+def shard(*, name: str, namespace: str, node_id: str, segments: list[str], encoding: str,
+          initial_value: Any = MISSING, origin: str, owner: dict[str, Any] | None
+          ) -> dict[str, Any]:
+    """A Shard object; ``owner`` is the ShardSet's body (ownerReference), if any."""
+    spec: dict[str, Any] = {"nodeId": node_id, "key": list(segments), "keyEncoding": encoding}
+    if initial_value is not MISSING:
+        spec["initialValue"] = initial_value
+    metadata: dict[str, Any] = {
+        "name": name, "namespace": namespace,
+        "labels": {LABEL_MANAGED_BY: MANAGER, LABEL_NODE_ID: node_id, LABEL_ORIGIN: origin},
+    }
+    if owner is not None:
+        metadata["ownerReferences"] = [owner_reference(owner, "ShardSet")]
+    return {"apiVersion": API_VERSION, "kind": "Shard", "metadata": metadata, "spec": spec}
+
+
+def default_pod_spec() -> dict[str, Any]:
+    """The shipped shard server, restricted-PSS compliant, with an emptyDir data dir."""
+    return {
+        "securityContext": {
+            "runAsNonRoot": True, "runAsUser": 65532, "runAsGroup": 65532, "fsGroup": 65532,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "containers": [{
+            "name": "shard",
+            "image": DEFAULT_IMAGE,
+            "ports": [{"name": "shard", "containerPort": SHARD_PORT}],
+            "readinessProbe": {"httpGet": {"path": "/readyz", "port": SHARD_PORT},
+                               "periodSeconds": 5},
+            "livenessProbe": {"httpGet": {"path": "/healthz", "port": SHARD_PORT},
+                              "periodSeconds": 10},
+            "resources": {"requests": {"cpu": "10m", "memory": "32Mi"},
+                          "limits": {"memory": "128Mi"}},
+            "securityContext": {"allowPrivilegeEscalation": False,
+                                "readOnlyRootFilesystem": True,
+                                "capabilities": {"drop": ["ALL"]}},
+            "volumeMounts": [{"name": "data", "mountPath": "/data"}],
+        }],
+        "volumes": [{"name": "data", "emptyDir": {}}],
+    }
+
+
+def shard_env(node_id: str, spec: dict[str, Any]) -> list[dict[str, str]]:
+    env = [
+        {"name": "SHARD_NODE_ID", "value": node_id},
+        {"name": "SHARD_KEY", "value": json.dumps(spec["key"], separators=(",", ":"))},
+        {"name": "SHARD_KEY_ENCODING", "value": spec.get("keyEncoding", "utf8")},
+    ]
+    if "initialValue" in spec:
+        env.append({"name": "SHARD_INITIAL_VALUE",
+                    "value": json.dumps(spec["initialValue"], separators=(",", ":"))})
+    env.append({"name": "SHARD_DATA_DIR", "value": "/data"})
+    return env
+
+
+def pod(shard_body: dict[str, Any], key: Key, template: dict[str, Any] | None
+        ) -> dict[str, Any]:
+    """The Pod of a Shard, from the ShardSet's ``spec.template`` (or the default).
+
+    Top-level fields of ``template.spec`` replace the default's. The operator adds its
+    labels, the key annotation, the SHARD_* environment of the first container, and
+    ``restartPolicy: Always``. The template hash annotation records what was rendered.
+    """
+    template = template or {}
+    meta = shard_body["metadata"]
+    name, spec = meta["name"], shard_body["spec"]
+    node_id = spec["nodeId"]
+    pod_spec = {**default_pod_spec(), **copy.deepcopy(template.get("spec") or {})}
+    pod_spec["restartPolicy"] = "Always"
+    containers = pod_spec.get("containers") or default_pod_spec()["containers"]
+    first = dict(containers[0])
+    ours = {e["name"] for e in shard_env(node_id, spec)}
+    first["env"] = shard_env(node_id, spec) + [
+        e for e in first.get("env", []) if e.get("name") not in ours]
+    pod_spec["containers"] = [first, *containers[1:]]
+    template_meta = template.get("metadata") or {}
+    labels = {**(template_meta.get("labels") or {}), **owned_labels(node_id, name)}
+    annotations = {**(template_meta.get("annotations") or {}), ANNOTATION_KEY: key_to_json(key)}
+    body = {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": meta["namespace"], "labels": labels,
+                     "annotations": annotations,
+                     "ownerReferences": [owner_reference(shard_body, "Shard")]},
+        "spec": pod_spec,
+    }
+    body["metadata"]["annotations"][ANNOTATION_TEMPLATE_HASH] = template_hash(body)
+    return body
+
+
+def template_hash(pod_body: dict[str, Any]) -> str:
+    """Hash of what the operator renders into a Pod (spec, labels, annotations)."""
+    meta = pod_body["metadata"]
+    annotations = {k: v for k, v in meta.get("annotations", {}).items()
+                   if k != ANNOTATION_TEMPLATE_HASH}
+    material = json.dumps([pod_body["spec"], meta.get("labels"), annotations], sort_keys=True)
+    return hashlib.sha256(material.encode()).hexdigest()[:16]
+
+
+def service(shard_body: dict[str, Any], key: Key) -> dict[str, Any]:
+    """The Service addressing a Shard's Pod: ``<name>.<namespace>.svc:8080``."""
+    meta = shard_body["metadata"]
+    name, node_id = meta["name"], shard_body["spec"]["nodeId"]
+    return {
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": name, "namespace": meta["namespace"],
+                     "labels": owned_labels(node_id, name),
+                     "annotations": {ANNOTATION_KEY: key_to_json(key)},
+                     "ownerReferences": [owner_reference(shard_body, "Shard")]},
+        "spec": {"type": "ClusterIP", "selector": {LABEL_SHARD: name},
+                 "ports": [{"name": "shard", "port": SHARD_PORT, "targetPort": SHARD_PORT,
+                            "protocol": "TCP"}]},
+    }
+
+
+def key_map(name: str, namespace: str, data: dict[str, str], owner: dict[str, Any]
+            ) -> dict[str, Any]:
+    node_id = data["nodeId"]
+    return {
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": name, "namespace": namespace,
+                     "labels": {LABEL_MANAGED_BY: MANAGER, LABEL_NAME: "shard-key-map",
+                                LABEL_NODE_ID: node_id},
+                     "ownerReferences": [owner_reference(owner, "ShardSet")]},
+        "data": data,
+    }
+
+
+def schema_shards(shardset: dict[str, Any], namespace: str
+                  ) -> tuple[dict[str, tuple[Key, dict[str, Any]]], list[str]]:
+    """The Shards a ShardSet's schema asks for: name → (key, Shard body), and problems.
+
+    The API server already rejects malformed entries; what only shows here is the same
+    key written twice in different encodings (e.g. ``["a"]`` and base64 ``["YQ=="]``).
+    """
+    from .constants import ORIGIN_SCHEMA
+    from .keys import InvalidKey, decode_segments, shard_name
+
+    spec = shardset["spec"]
+    node_id = spec["nodeId"]
+    wanted: dict[str, tuple[Key, dict[str, Any]]] = {}
+    problems: list[str] = []
+    for index, entry in enumerate(spec.get("schema") or []):
+        encoding = entry.get("keyEncoding", "utf8")
+        try:
+            key = decode_segments(entry.get("key") or [], encoding)
+        except InvalidKey as error:
+            problems.append(f"spec.schema[{index}]: {error}")
+            continue
+        name = shard_name(node_id, key)
+        if name in wanted:
+            problems.append(f"spec.schema[{index}]: key {key_to_json(key)} is listed twice "
+                            "(in different encodings); the first entry is used")
+            continue
+        body = shard(name=name, namespace=namespace, node_id=node_id,
+                     segments=list(entry["key"]), encoding=encoding,
+                     initial_value=entry["initialValue"] if "initialValue" in entry else MISSING,
+                     origin=ORIGIN_SCHEMA, owner=shardset)
+        wanted[name] = (key, body)
+    return wanted, problems
