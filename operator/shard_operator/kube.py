@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 from typing import Any
 
 from kubernetes_asyncio import client, config
@@ -49,7 +50,9 @@ async def load_config(pool_size: int = 64) -> client.ApiClient:
     if os.environ.get("KUBERNETES_SERVICE_HOST") and not os.environ.get("KUBECONFIG"):
         config.load_incluster_config(client_configuration=configuration)
     else:
-        await config.load_kube_config(client_configuration=configuration)
+        # Read $KUBECONFIG now: kubernetes_asyncio reads it only once, at import.
+        await config.load_kube_config(config_file=os.environ.get("KUBECONFIG"),
+                                      client_configuration=configuration)
     configuration.connection_pool_maxsize = pool_size
     return client.ApiClient(configuration)
 
@@ -148,7 +151,8 @@ class Kube:
         meta = regarding["metadata"]
         event = {
             "apiVersion": "events.k8s.io/v1", "kind": "Event",
-            "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+            "metadata": {"name": f"{meta['name']}.{secrets.token_hex(8)}",
+                         "namespace": meta["namespace"]},
             "eventTime": now.replace("Z", ".000000Z"),
             "reportingController": f"{GROUP}/{MANAGER}",
             "reportingInstance": os.environ.get("HOSTNAME", MANAGER),

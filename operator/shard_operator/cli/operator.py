@@ -22,8 +22,8 @@ def main() -> None:
               help="kopf peering object name: with several replicas, one acts at a time.")
 @click.option("--priority", default=0, type=int, show_default=True,
               help="Peering priority; the highest-priority live replica acts.")
-@click.option("--liveness", default="http://127.0.0.1:8081/healthz", show_default=True,
-              help="kopf liveness endpoint URL ('' to disable).")
+@click.option("--liveness", default="",
+              help="kopf liveness endpoint URL, e.g. http://0.0.0.0:8081/healthz (default: off).")
 @click.option("--metrics-port", default=0, type=int,
               help="Serve Prometheus metrics on 127.0.0.1:PORT (0: off).")
 @click.option("--metrics-host", default="127.0.0.1", show_default=True)

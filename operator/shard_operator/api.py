@@ -1,0 +1,213 @@
+"""``start_shard`` and ``get_shard_key_map``: the supervisor's API, on Kubernetes.
+
+``start_shard`` creates a Shard owned by the node's ShardSet and returns once the
+operator has listed it in the key map. Async versions (``astart_shard``) are the
+primitives; the plain functions run them in a private event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+from kubernetes_asyncio import watch
+
+from . import keymap, render
+from .constants import GROUP, ORIGIN_STARTED, SHARD_PORT, SHARDS, VERSION
+from .errors import (
+    AlreadyStarted,
+    HashCollision,
+    InvalidInput,
+    KeyMapUnavailable,
+    KeyMapUpdateFailed,
+    KeyNotFound,
+    NoShardSet,
+    StartTimeout,
+)
+from .keys import InvalidKey, Key, decode_segments, key_map_name, shard_name, to_key
+from .kube import ApiError, Kube, load_config
+
+
+class _Null:
+    """Pass ``NULL`` as ``initial_value`` for the JSON value null (None means no value)."""
+
+    def __repr__(self) -> str:
+        return "NULL"
+
+
+NULL = _Null()
+FAILED_REASONS = ("KeyMapFull", "KeyMapUpdateFailed", "InvalidKey")
+
+
+def get_shard_key_map(node_id: str) -> str:
+    """The name of the ConfigMap holding the node's key → shard map."""
+    return key_map_name(_node(node_id))
+
+
+def _node(node_id: str) -> str:
+    from .keys import validate_node_id
+
+    try:
+        return validate_node_id(node_id)
+    except InvalidKey as error:
+        raise InvalidInput(str(error)) from None
+
+
+def _key(key: Sequence[str | bytes]) -> tuple[Key, list[str], str]:
+    if isinstance(key, (str, bytes)):
+        raise InvalidInput("a key is a list of segments, e.g. ['a', 'b'], not a single string")
+    try:
+        return to_key(list(key))
+    except InvalidKey as error:
+        raise InvalidInput(f"invalid key: {error}") from None
+
+
+async def _find_shardset(kube: Kube, namespace: str, node_id: str) -> dict[str, Any]:
+    sets = [s for s in await kube.list_custom("ShardSet", namespace)
+            if (s.get("spec") or {}).get("nodeId") == node_id
+            and not s["metadata"].get("deletionTimestamp")]
+    if not sets:
+        raise NoShardSet(node_id, namespace)
+    return min(sets, key=lambda s: (s["metadata"]["creationTimestamp"], s["metadata"]["name"]))
+
+
+def _service(name: str, namespace: str) -> str:
+    return f"{name}.{namespace}.svc:{SHARD_PORT}"
+
+
+async def astart_shard(node_id: str, key: Sequence[str | bytes], initial_value: Any = None, *,
+                       namespace: str = "default", timeout: float = 60.0,
+                       kube: Kube | None = None) -> str:
+    """Start a shard for ``key``; returns its Service address once it is in the key map.
+
+    Raises NoShardSet, AlreadyStarted (naming the existing shard), KeyMapUpdateFailed
+    (the new Shard is deleted again), HashCollision, InvalidInput or StartTimeout.
+    """
+    node_id = _node(node_id)
+    canonical, segments, encoding = _key(key)
+    own = kube is None
+    kube = kube or Kube(await load_config(pool_size=4))
+    try:
+        owner = await _find_shardset(kube, namespace, node_id)
+        name = shard_name(node_id, canonical)
+        value = render.MISSING if initial_value is None else (
+            None if initial_value is NULL else initial_value)
+        body = render.shard(name=name, namespace=namespace, node_id=node_id,
+                            segments=segments, encoding=encoding, initial_value=value,
+                            origin=ORIGIN_STARTED, owner=owner)
+        try:
+            created = await kube.create_custom("Shard", body)
+        except ApiError as error:
+            if error.conflict:
+                existing = await kube.get_custom("Shard", namespace, name)
+                spec = existing.get("spec") or {}
+                have = decode_segments(spec.get("key") or [], spec.get("keyEncoding", "utf8"))
+                if have != canonical:
+                    raise HashCollision(
+                        f"shard name {name} is taken by a different key; not merged") from None
+                raise AlreadyStarted(name, _service(name, namespace)) from None
+            if error.status in (400, 422):
+                raise InvalidInput(error.message) from None
+            raise
+        await _await_registration(kube, namespace, created, timeout)
+        return _service(name, namespace)
+    finally:
+        if own:
+            await kube.close()
+
+
+async def _await_registration(kube: Kube, namespace: str, created: dict[str, Any],
+                              timeout: float) -> None:
+    """Watch the new Shard until the operator registers it or says why it cannot."""
+    name, uid = created["metadata"]["name"], created["metadata"]["uid"]
+    failure: tuple[str, str] | None = None
+    try:
+        async with asyncio.timeout(timeout):
+            while failure is None:
+                async with watch.Watch() as watcher:
+                    events = [event async for event in _shard_events(
+                        watcher, kube, namespace, name, created, timeout)]
+                for event in events:
+                    obj = event["object"]
+                    if event["type"] == "DELETED":
+                        failure = ("Deleted", "the Shard was deleted while starting")
+                        break
+                    status = obj.get("status") or {}
+                    if status.get("registered"):
+                        return
+                    for cond in status.get("conditions") or []:
+                        if cond.get("type") == "Registered" and cond.get("reason") in (
+                                FAILED_REASONS):
+                            failure = (cond["reason"], cond.get("message", ""))
+                            break
+                    if failure:
+                        break
+    except TimeoutError:
+        await _stop(kube, namespace, name, uid)
+        raise StartTimeout(f"shard {name} was not registered within {timeout:.0f} s "
+                           "(is the operator running?); it was stopped again") from None
+    await _stop(kube, namespace, name, uid)
+    raise KeyMapUpdateFailed(f"{failure[0]}: {failure[1]}")
+
+
+async def _shard_events(watcher: watch.Watch, kube: Kube, namespace: str, name: str,
+                        created: dict[str, Any], timeout: float):
+    """Events of one Shard, ending at the first one that decides the outcome."""
+    stream = watcher.stream(
+        kube.custom.list_namespaced_custom_object, GROUP, VERSION, namespace, SHARDS,
+        field_selector=f"metadata.name={name}",
+        resource_version=created["metadata"]["resourceVersion"],
+        timeout_seconds=int(timeout) + 1)
+    async for event in stream:
+        yield event
+        status = (event["object"] or {}).get("status") or {}
+        conds = {c.get("type"): c for c in status.get("conditions") or []}
+        if event["type"] == "DELETED" or status.get("registered") or (
+                conds.get("Registered", {}).get("reason") in FAILED_REASONS):
+            return
+
+
+async def _stop(kube: Kube, namespace: str, name: str, uid: str) -> None:
+    try:
+        await kube.delete_custom("Shard", namespace, name, uid=uid)
+    except ApiError as error:
+        if not error.not_found:
+            raise
+
+
+async def alookup(node_id: str, key: Sequence[str | bytes], *, namespace: str = "default",
+                  kube: Kube | None = None) -> str:
+    """The Service address the key map gives for ``key`` (one read, no watch)."""
+    node_id = _node(node_id)
+    canonical, _, _ = _key(key)
+    own = kube is None
+    kube = kube or Kube(await load_config(pool_size=2))
+    try:
+        try:
+            data = (await kube.get_config_map(namespace, key_map_name(node_id))).get("data")
+        except ApiError as error:
+            raise KeyMapUnavailable(
+                f"key map {key_map_name(node_id)} cannot be read: {error.message}") from None
+        try:
+            parsed = keymap.parse(data)
+        except keymap.KeyMapFormatError as error:
+            raise KeyMapUnavailable(str(error)) from None
+        if canonical not in parsed.shards:
+            raise KeyNotFound(f"key not found in map {key_map_name(node_id)}")
+        return parsed.address(canonical)
+    finally:
+        if own:
+            await kube.close()
+
+
+def start_shard(node_id: str, key: Sequence[str | bytes], initial_value: Any = None, *,
+                namespace: str = "default", timeout: float = 60.0) -> str:
+    """Blocking :func:`astart_shard` (not for use inside a running event loop)."""
+    return asyncio.run(astart_shard(node_id, key, initial_value, namespace=namespace,
+                                    timeout=timeout))
+
+
+def lookup(node_id: str, key: Sequence[str | bytes], *, namespace: str = "default") -> str:
+    """Blocking :func:`alookup`."""
+    return asyncio.run(alookup(node_id, key, namespace=namespace))

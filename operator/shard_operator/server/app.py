@@ -1,0 +1,255 @@
+"""The aiohttp application: HTTP/JSON in front of a :class:`~.shard.Shard`.
+
+Handlers validate the whole request before touching the shard, so a refused request
+changes nothing. Every client mistake maps to a 4xx JSON body; a 500 means a bug.
+Run it with ``handler_cancellation=True`` (as :mod:`.main` does) so that a client that
+disconnects cancels its handler, which retracts a waiting read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, Final
+
+from aiohttp import web
+
+from .cell import ReadStatus, ReserveResult
+from .metrics import CONTENT_TYPE_LATEST, ServerMetrics
+from .openapi import build_openapi
+from .shard import ReadTimedOut, Shard, ShuttingDown, UnknownKey
+from .store import PersistenceFailed
+from .validation import (
+    BadRequest,
+    parse_backup_request,
+    parse_body,
+    parse_cell_request,
+    parse_read_request,
+    parse_write_request,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_BODY_BYTES: Final = 1024 * 1024
+SHARD_KEY: Final = web.AppKey("shard", Shard)
+METRICS_KEY: Final = web.AppKey("metrics", ServerMetrics)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class PayloadTooLarge(Exception):
+    def __init__(self, limit: int) -> None:
+        super().__init__(limit)
+        self.limit = limit
+
+
+def error_response(
+    status: int, code: str, detail: str | None = None, headers: dict[str, str] | None = None
+) -> web.Response:
+    body: dict[str, Any] = {"error": code}
+    if detail is not None:
+        body["detail"] = detail
+    return web.json_response(body, status=status, headers=headers)
+
+
+def _route_label(request: web.Request) -> str:
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "unmatched"
+
+
+def _http_exception_response(exc: web.HTTPException, request: web.Request) -> web.Response:
+    headers = {k: v for k, v in exc.headers.items() if k.lower() in {"allow"}}
+    if exc.status == 404:
+        return error_response(404, "not_found", f"no route {request.method} {request.path}")
+    if exc.status == 405:
+        return error_response(
+            405, "method_not_allowed", f"{request.method} is not allowed here", headers
+        )
+    if exc.status == 413:
+        return error_response(413, "payload_too_large", exc.text or "request body too large")
+    code = exc.reason.lower().replace(" ", "_") if exc.reason else "http_error"
+    return error_response(exc.status, code, exc.text or None, headers)
+
+
+class _Handlers:
+    def __init__(self, shard: Shard, metrics: ServerMetrics, max_body_bytes: int) -> None:
+        self.shard = shard
+        self.metrics = metrics
+        self.max_body_bytes = max_body_bytes
+        self.encoding = shard.encoding
+        self.openapi = json.dumps(build_openapi(shard.encoding, max_body_bytes)).encode()
+
+    # -- plumbing ------------------------------------------------------------------------
+
+    async def _body(self, request: web.Request, *, allow_empty: bool = False) -> dict[str, Any]:
+        length = request.content_length
+        if length is not None and length > self.max_body_bytes:
+            raise PayloadTooLarge(self.max_body_bytes)
+        try:
+            raw = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            raise PayloadTooLarge(self.max_body_bytes) from None
+        if len(raw) > self.max_body_bytes:
+            raise PayloadTooLarge(self.max_body_bytes)
+        return parse_body(raw, allow_empty=allow_empty)
+
+    def _count(self, operation: str, outcome: str) -> None:
+        self.metrics.operations.labels(operation, outcome).inc()
+
+    @web.middleware
+    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        started = time.perf_counter()
+        route = _route_label(request)
+        status = "500"
+        try:
+            response = await self._dispatch(request, handler)
+            status = str(response.status)
+            return response
+        except asyncio.CancelledError:
+            status = "499"  # the client went away
+            raise
+        finally:
+            self.metrics.requests.labels(route, request.method, status).inc()
+            self.metrics.latency.labels(route, request.method).observe(
+                time.perf_counter() - started
+            )
+
+    async def _dispatch(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except BadRequest as exc:
+            return error_response(400, "bad_request", exc.detail)
+        except UnknownKey:
+            return error_response(404, "unknown_key", "this shard does not hold that key")
+        except PayloadTooLarge as exc:
+            return error_response(
+                413, "payload_too_large", f"request body is over {exc.limit} bytes"
+            )
+        except ShuttingDown:
+            return error_response(503, "shutting_down", "the server is stopping; retry")
+        except PersistenceFailed as exc:
+            return error_response(503, "persistence_failed", str(exc))
+        except web.HTTPException as exc:
+            return _http_exception_response(exc, request)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("internal error handling %s %s", request.method, request.path)
+            return error_response(500, "internal", "internal error (see the server log)")
+
+    # -- shard API -----------------------------------------------------------------------
+
+    async def reserve(self, request: web.Request) -> web.Response:
+        req = parse_cell_request(await self._body(request), self.encoding)
+        result = await self.shard.reserve(req.key, req.height)
+        self._count("reserve", result.value)
+        if result is ReserveResult.OK:
+            return web.json_response({"result": "ok"})
+        return error_response(409, result.value)
+
+    async def read(self, request: web.Request) -> web.Response:
+        req = parse_read_request(await self._body(request), self.encoding)
+        try:
+            outcome = await self.shard.read(req.key, req.height, req.timeout)
+        except ReadTimedOut:
+            self._count("read", "timeout")
+            return error_response(408, "timeout", f"not answerable within {req.timeout:g} seconds")
+        self._count("read", outcome.status.value)
+        if outcome.status is ReadStatus.OK:
+            return web.json_response({"result": "ok", "value": outcome.value})
+        return web.json_response({"result": "absent"})
+
+    async def write(self, request: web.Request) -> web.Response:
+        req = parse_write_request(await self._body(request), self.encoding)
+        applied = await self.shard.write(req.key, req.height, req.value)
+        self._count("write", "applied" if applied else "not_applied")
+        return web.json_response({"applied": applied})
+
+    async def unreserve(self, request: web.Request) -> web.Response:
+        req = parse_cell_request(await self._body(request), self.encoding)
+        changed = await self.shard.unreserve(req.key, req.height)
+        self._count("unreserve", "changed" if changed else "unchanged")
+        return web.json_response({"result": "ok", "changed": changed})
+
+    async def advance_watermark(self, request: web.Request) -> web.Response:
+        req = parse_cell_request(await self._body(request), self.encoding)
+        watermark = await self.shard.advance_watermark(req.key, req.height)
+        self._count("advance_watermark", "ok")
+        return web.json_response({"result": "ok", "watermark": watermark})
+
+    async def backup(self, request: web.Request) -> web.Response:
+        key = parse_backup_request(await self._body(request, allow_empty=True), self.encoding)
+        values = await self.shard.backup(key)
+        self._count("backup", "ok")
+        return web.json_response({"result": "ok", "values": values})
+
+    # -- introspection -------------------------------------------------------------------
+
+    async def state(self, request: web.Request) -> web.Response:
+        return web.json_response(await self.shard.describe())
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        if self.shard.failure is not None:
+            return web.json_response(
+                {"status": "failing", "reason": f"persistence failed: {self.shard.failure}"},
+                status=503,
+            )
+        return web.json_response({"status": "ok"})
+
+    async def readyz(self, request: web.Request) -> web.Response:
+        if self.shard.failure is not None:
+            reason = f"persistence failed: {self.shard.failure}"
+        elif self.shard.closing:
+            reason = "shutting down"
+        else:
+            return web.json_response({"status": "ready"})
+        return web.json_response({"status": "not_ready", "reason": reason}, status=503)
+
+    async def metrics_handler(self, request: web.Request) -> web.Response:
+        return web.Response(
+            body=self.metrics.render(), headers={"Content-Type": CONTENT_TYPE_LATEST}
+        )
+
+    async def openapi_handler(self, request: web.Request) -> web.Response:
+        return web.Response(body=self.openapi, content_type="application/json")
+
+
+def create_app(
+    shard: Shard,
+    *,
+    metrics: ServerMetrics | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+) -> web.Application:
+    """The application serving ``shard``. The shard's restore must already be done."""
+    metrics = metrics if metrics is not None else ServerMetrics()
+    metrics.track_waiting_readers(shard.waiting_readers)
+    handlers = _Handlers(shard, metrics, max_body_bytes)
+    # aiohttp's own limit is a backstop; _body() answers 413 itself
+    app = web.Application(client_max_size=max_body_bytes + 1, middlewares=[handlers.middleware])
+    app[SHARD_KEY] = shard
+    app[METRICS_KEY] = metrics
+    r = app.router
+    r.add_post("/v1/reserve", handlers.reserve)
+    r.add_post("/v1/read", handlers.read)
+    r.add_post("/v1/write", handlers.write)
+    r.add_post("/v1/unreserve", handlers.unreserve)
+    r.add_post("/v1/advance-watermark", handlers.advance_watermark)
+    r.add_post("/v1/backup", handlers.backup)
+    r.add_get("/v1/state", handlers.state)
+    r.add_get("/v1/openapi.json", handlers.openapi_handler)
+    r.add_get("/healthz", handlers.healthz)
+    r.add_get("/readyz", handlers.readyz)
+    r.add_get("/metrics", handlers.metrics_handler)
+
+    async def on_shutdown(_app: web.Application) -> None:
+        shard.begin_shutdown()
+
+    async def on_cleanup(_app: web.Application) -> None:
+        await shard.close()
+
+    app.on_shutdown.append(on_shutdown)
+    app.on_cleanup.append(on_cleanup)
+    return app

@@ -1,0 +1,235 @@
+"""Durable storage of the shard state in ``SHARD_DATA_DIR``, and group commit.
+
+The state lives in one file, ``shard-state.v1``, replaced atomically on every commit
+(temporary file, fsync, ``os.replace``, fsync of the directory), so a crash at any instant
+leaves either the old or the new complete file. The file starts with a header line::
+
+    SHARD-STATE v1 sha256=<hex digest of the payload> length=<payload bytes>
+
+followed by the JSON payload. On load, a wrong length (truncation, trailing bytes) or a
+wrong digest (corruption) raises :class:`CorruptStateError`; the server then refuses to
+start rather than serve wrong or empty state.
+
+:class:`GroupCommitter` batches concurrent changes: each change waits until a snapshot
+that includes it is durable; one file write covers every change made before it began.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+STATE_FILE_NAME = "shard-state.v1"
+LOCK_FILE_NAME = ".shard-state.lock"
+_HEADER_RE = re.compile(rb"SHARD-STATE v1 sha256=([0-9a-f]{64}) length=([0-9]{1,15})")
+
+
+class StateError(Exception):
+    """The state on disk cannot be used; the server must not start."""
+
+
+class CorruptStateError(StateError):
+    """The state file is truncated, corrupted or not a state file."""
+
+
+class StateLockedError(StateError):
+    """Another process holds the data directory."""
+
+
+class PersistenceFailed(Exception):
+    """A commit failed: the in-memory state is ahead of the disk and must not be served."""
+
+
+def encode_state_file(payload: Any) -> bytes:
+    """Header line plus compact JSON payload. Raises ValueError for non-JSON values."""
+    body = json.dumps(payload, allow_nan=False, separators=(",", ":")).encode("utf-8")
+    digest = hashlib.sha256(body).hexdigest()
+    return b"SHARD-STATE v1 sha256=%s length=%d\n" % (digest.encode("ascii"), len(body)) + body
+
+
+def decode_state_file(data: bytes, where: str = "state file") -> Any:
+    """The payload of a state file; :class:`CorruptStateError` says what is wrong."""
+    if not data:
+        raise CorruptStateError(f"{where} is empty (truncated)")
+    header, sep, body = data.partition(b"\n")
+    match = _HEADER_RE.fullmatch(header)
+    if not sep or match is None:
+        if b"SHARD-STATE".startswith(header[:11]) and not sep:
+            raise CorruptStateError(f"{where} is truncated inside its header line")
+        raise CorruptStateError(f"{where} has no valid 'SHARD-STATE v1' header line")
+    digest, length = match.group(1).decode("ascii"), int(match.group(2))
+    if len(body) < length:
+        raise CorruptStateError(
+            f"{where} is truncated: header announces {length} payload bytes, found {len(body)}"
+        )
+    if len(body) > length:
+        raise CorruptStateError(
+            f"{where} is corrupted: header announces {length} payload bytes, found {len(body)}"
+        )
+    actual = hashlib.sha256(body).hexdigest()
+    if actual != digest:
+        raise CorruptStateError(
+            f"{where} is corrupted: checksum mismatch (header sha256={digest}, "
+            f"payload sha256={actual})"
+        )
+    try:
+        return json.loads(body)
+    except ValueError as exc:  # cannot happen unless the writer was broken
+        raise CorruptStateError(f"{where} payload is not JSON: {exc}") from exc
+
+
+class StateStore:
+    """The state file in one data directory, held under an exclusive lock."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = Path(data_dir)
+        self.path = self.data_dir / STATE_FILE_NAME
+        self._tmp_path = self.data_dir / f".{STATE_FILE_NAME}.tmp"
+        self._lock_fd: int | None = None
+
+    def open(self) -> None:
+        """Create the directory if needed and lock it against a second server."""
+        try:
+            self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fd = os.open(
+                self.data_dir / LOCK_FILE_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600
+            )
+        except OSError as exc:
+            raise StateError(f"cannot use data directory {self.data_dir}: {exc}") from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(fd)
+            raise StateLockedError(
+                f"data directory {self.data_dir} is in use by another shard-server"
+            ) from exc
+        self._lock_fd = fd
+        self._tmp_path.unlink(missing_ok=True)  # leftover of a crash mid-commit
+
+    def close(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # releases the lock
+            self._lock_fd = None
+
+    def load(self) -> Any | None:
+        """The stored payload, or ``None`` when there is no state file yet."""
+        try:
+            data = self.path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StateError(f"cannot read state file {self.path}: {exc}") from exc
+        return decode_state_file(data, f"state file {self.path}")
+
+    def save(self, payload: Any) -> int:
+        """Atomically replace the state file; return the bytes written. Blocking IO."""
+        data = encode_state_file(payload)
+        fd = os.open(self._tmp_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        try:
+            view = memoryview(data)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(self._tmp_path, self.path)
+        dir_fd = os.open(self.data_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+        return len(data)
+
+
+CommitHook = Callable[[int, int, float], None]
+"""Called after each commit with (changes covered, bytes written, seconds taken)."""
+
+
+class GroupCommitter:
+    """Makes versions of the state durable, batching whatever accumulates meanwhile.
+
+    ``snapshot()`` returns ``(version, payload)`` for the current in-memory state; it is
+    called on the event loop, so it sees a consistent state. The payload is serialised and
+    written in a worker thread; stored values are never mutated, so sharing them is safe.
+    """
+
+    def __init__(
+        self,
+        store: StateStore,
+        snapshot: Callable[[], tuple[int, Any]],
+        durable_version: int,
+        on_commit: CommitHook | None = None,
+    ) -> None:
+        self._store = store
+        self._snapshot = snapshot
+        self._durable = durable_version
+        self._on_commit = on_commit
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._task: asyncio.Task[None] | None = None
+        self.failure: BaseException | None = None
+
+    @property
+    def durable_version(self) -> int:
+        return self._durable
+
+    async def wait_durable(self, version: int) -> None:
+        """Return once ``version`` is on disk; :class:`PersistenceFailed` if it cannot be."""
+        if version <= self._durable:
+            return
+        if self.failure is not None:
+            raise PersistenceFailed(str(self.failure)) from self.failure
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append((version, future))
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(), name="shard-group-commit")
+        # shield: a cancelled request (client gone) must not cancel the shared commit
+        await asyncio.shield(future)
+
+    async def close(self) -> None:
+        """Wait for the commit in progress, if any."""
+        if self._task is not None:
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _run(self) -> None:
+        while self._waiters and self.failure is None:
+            started = time.perf_counter()
+            try:
+                version, payload = self._snapshot()
+                written = await asyncio.to_thread(self._store.save, payload)
+            except BaseException as exc:
+                self._fail(exc)
+                if not isinstance(exc, Exception):
+                    raise
+                return
+            covered = version - self._durable
+            self._durable = version
+            if self._on_commit is not None:
+                self._on_commit(covered, written, time.perf_counter() - started)
+            still: list[tuple[int, asyncio.Future[None]]] = []
+            for wanted, future in self._waiters:
+                if wanted <= version:
+                    if not future.done():
+                        future.set_result(None)
+                else:
+                    still.append((wanted, future))
+            self._waiters = still
+
+    def _fail(self, exc: BaseException) -> None:
+        log.critical("persisting the shard state failed: %r", exc)
+        self.failure = exc
+        waiters, self._waiters = self._waiters, []
+        for _, future in waiters:
+            if not future.done():
+                future.set_exception(PersistenceFailed(str(exc)))

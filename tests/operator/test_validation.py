@@ -1,0 +1,77 @@
+"""Every CRD rule rejects bad specs at the API server with a message naming the entry."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.operator.conftest import shardset
+
+CASES = [
+    ("unknown strategy", {"strategy": "one_for_all"}, [{"key": ["a"]}],
+     'spec.strategy: Unsupported value: "one_for_all"'),
+    ("nodeId with bad characters", {"nodeId": "Node_1"}, [{"key": ["a"]}],
+     "spec.nodeId: Invalid value: \"string\": nodeId must be a lowercase DNS label"),
+    ("nodeId too long", {"nodeId": "n" * 41}, [{"key": ["a"]}],
+     "spec.nodeId: Too long: may not be more than 40 bytes"),
+    ("nodeId starting with a digit", {"nodeId": "1node"}, [{"key": ["a"]}],
+     "nodeId must be a lowercase DNS label that starts with a letter"),
+    ("duplicate keys", {}, [{"key": ["a"]}, {"key": ["b"]}, {"key": ["a"]}],
+     "spec.schema lists one key twice"),
+    ("empty key", {}, [{"key": []}],
+     "spec.schema[0].key: Invalid value: 0: "
+     "spec.schema[0].key in body should have at least 1 items"),
+    ("empty segment", {}, [{"key": ["a", ""]}],
+     'spec.schema[0].key[1]: Invalid value: "": '
+     "spec.schema[0].key[1] in body should be at least 1 chars long"),
+    ("invalid base64", {}, [{"key": ["%%%"], "keyEncoding": "base64"}],
+     "spec.schema[0].key[0] in body should match"),
+    ("invalid UTF-8 (U+FFFD) without base64", {}, [{"key": ["a\ufffdb"]}],
+     "a key segment may not contain U+FFFD"),
+    ("too many segments", {}, [{"key": [str(i) for i in range(9)]}],
+     "spec.schema[0].key: Too many: 9: must have at most 8 items"),
+    ("huge segment", {}, [{"key": ["x" * 129]}],
+     "spec.schema[0].key[0]: Too long: may not be more than 128 bytes"),
+    ("unknown key encoding", {}, [{"key": ["a"], "keyEncoding": "hex"}],
+     'spec.schema[0].keyEncoding: Unsupported value: "hex"'),
+]
+
+
+@pytest.mark.parametrize(("spec", "schema", "message"), [c[1:] for c in CASES],
+                         ids=[c[0] for c in CASES])
+def test_bad_shardset_is_rejected(kubectl, crds, spec, schema, message) -> None:
+    body = shardset("bad", "node-1", schema)
+    body["spec"].update(spec)
+    result = kubectl.apply(body)
+    assert result.returncode != 0
+    assert message in result.stderr, result.stderr
+    assert not kubectl.exists("shardset", "bad")
+
+
+def test_missing_node_id_is_rejected(kubectl, crds) -> None:
+    body = shardset("bad", "x", [{"key": ["a"]}])
+    del body["spec"]["nodeId"]
+    result = kubectl.apply(body)
+    assert result.returncode != 0 and 'spec.nodeId: Required value' in result.stderr
+
+
+def test_node_id_is_immutable(kubectl, crds) -> None:
+    assert kubectl.apply(shardset("imm", "one", [{"key": ["a"]}])).returncode == 0
+    result = kubectl.apply(shardset("imm", "two", [{"key": ["a"]}]))
+    assert result.returncode != 0 and "nodeId is immutable" in result.stderr
+
+
+def test_shard_spec_is_immutable(kubectl, crds) -> None:
+    shard = {"apiVersion": "shards.anoma.net/v1alpha1", "kind": "Shard",
+             "metadata": {"name": "s1"}, "spec": {"nodeId": "n", "key": ["a"]}}
+    assert kubectl.apply(shard).returncode == 0
+    shard["spec"]["key"] = ["b"]
+    result = kubectl.apply(shard)
+    assert result.returncode != 0 and "a Shard's spec is immutable" in result.stderr
+
+
+def test_valid_base64_and_null_initial_value_are_accepted(kubectl, crds) -> None:
+    body = shardset("ok", "node-1", [{"key": ["AAE=", "/w=="], "keyEncoding": "base64"},
+                                     {"key": ["a"], "initialValue": None}])
+    assert kubectl.apply(body).returncode == 0
+    stored = kubectl.json("shardset", "ok")["spec"]["schema"]
+    assert stored[1] == {"key": ["a"], "keyEncoding": "utf8", "initialValue": None}
