@@ -162,7 +162,8 @@ class LocalCluster:
                 if first_start:
                     self._create_nodes()
         self._wait(self._nodes_ready, deadline, f"{len(NODE_NAMES)} Ready nodes")
-        self._wait(lambda: all(c.healthy for c in self.health()), deadline, "all components healthy")
+        self._wait(lambda: all(c.healthy for c in self.health()), deadline,
+                   "all components healthy")
         _log(f"cluster is up: {self.server}")
 
     def stop(self) -> None:
@@ -304,7 +305,7 @@ class LocalCluster:
             (self.directory / "kwok.yaml").write_text(
                 "apiVersion: config.kwok.x-k8s.io/v1alpha1\nkind: KwokConfiguration\n"
                 "options: {}\n")
-        log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
+        log = open(self.logs / f"{name}.log", "ab")
         try:
             process = subprocess.Popen(
                 self._argv(name), stdout=log, stderr=subprocess.STDOUT,
@@ -425,7 +426,7 @@ class LocalCluster:
         elif url.startswith("https"):
             # Self-signed serving certs of the controller manager and scheduler, on
             # loopback: only liveness is read from them.
-            context = ssl._create_unverified_context()  # noqa: S323
+            context = ssl._create_unverified_context()
         try:
             request = urllib.request.Request(url, headers=headers)
             with urllib.request.urlopen(request, timeout=3, context=context) as response:

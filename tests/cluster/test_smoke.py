@@ -8,8 +8,8 @@ import time
 
 import pytest
 from kubernetes_asyncio import client, config, watch
-from localcluster import LocalCluster
 
+from localcluster import LocalCluster
 from tests.conftest import kubectl_json
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from localcluster import LocalCluster
 
 REPO = Path(__file__).resolve().parents[2]

@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from shard_operator import api
 from shard_operator.errors import AlreadyStarted, KeyNotFound, NoShardSet
 from shard_operator.keys import key_map_name, shard_name, to_key
-
 from tests.operator.conftest import CONFORMANCE_SCHEMA, shardset, wait_ready
 
 

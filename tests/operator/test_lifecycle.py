@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 
 import pytest
-from shard_operator import api
 
+from shard_operator import api
 from tests.operator.conftest import CONFORMANCE_SCHEMA, shardset, wait_for, wait_ready
 from tests.operator.test_conformance import name_of
 
