@@ -47,7 +47,7 @@ fi
 
 command -v go >/dev/null || { echo "cluster tools: 'go' is not on PATH; install Go >= 1.24" >&2; exit 1; }
 mkdir -p "$out"
-echo "cluster tools: building ${#targets[@]} binaries into $out (a cold build took about 5 min on 2 cores)" >&2
+echo "cluster tools: building ${#targets[@]} binaries into $out (with empty Go caches this took about 8 min on 2 cores)" >&2
 start_all=$SECONDS
 (cd "$tools" && go mod download) >&2
 i=0
