@@ -269,4 +269,3 @@ def module_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerP
         yield pool
     finally:
         pool.close()
-

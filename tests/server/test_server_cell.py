@@ -8,6 +8,7 @@ import os
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from shard_operator.server.cell import (
     ABSENT,
     MISSING,

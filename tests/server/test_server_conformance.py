@@ -11,6 +11,7 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
+
 from shard_operator.client import (
     ABSENT,
     Occupied,

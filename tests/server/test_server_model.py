@@ -15,13 +15,14 @@ from hypothesis import strategies as st
 from hypothesis.stateful import (
     Bundle,
     RuleBasedStateMachine,
-    multiple,
     initialize,
     invariant,
+    multiple,
     precondition,
     rule,
     run_state_machine_as_test,
 )
+
 from shard_operator.client import (
     ABSENT,
     Occupied,
@@ -147,9 +148,7 @@ class CellMachine(RuleBasedStateMachine):
     def slots_agree(self) -> None:
         if not hasattr(self, "cell"):
             return
-        mine = {
-            h: RESERVED if s.reserved else ("value", s.value) for h, s in self.cell.slots()
-        }
+        mine = {h: RESERVED if s.reserved else ("value", s.value) for h, s in self.cell.slots()}
         assert mine == self.model.slots
 
 
@@ -170,7 +169,6 @@ class _ServiceMachine(RuleBasedStateMachine):
     exactly as many waiting readers as the model has (it drops answered readers before
     it answers the change).
     """
-
 
     def __init__(self) -> None:
         super().__init__()
@@ -211,7 +209,7 @@ class _ServiceMachine(RuleBasedStateMachine):
     # -- rules. Heights are often drawn relative to the watermark, or from the heights
     # reserved so far, to stay where the semantics are interesting.
 
-    reserved = Bundle("reserved")
+    reserved = Bundle("reserved")  # heights reserved so far (some since written/unreserved)
 
     def near(self, delta: int) -> int:
         return max(0, self.model.watermark + delta)
@@ -235,10 +233,6 @@ class _ServiceMachine(RuleBasedStateMachine):
         assert self.run(self.do_write(h, value)) is expected
         self.settle()
 
-    @rule(h=heights, value=json_values)
-    def write(self, h: int, value: Any) -> None:
-        self._write(h, value)
-
     @rule(h=reserved, value=json_values)
     def write_reserved(self, h: int, value: Any) -> None:
         self._write(h, value)
@@ -247,10 +241,6 @@ class _ServiceMachine(RuleBasedStateMachine):
         expected = self.model.unreserve(h)
         assert self.run(self.do_unreserve(h)) is expected
         self.settle()
-
-    @rule(h=heights)
-    def unreserve(self, h: int) -> None:
-        self._unreserve(h)
 
     @rule(h=reserved)
     def unreserve_reserved(self, h: int) -> None:

@@ -103,7 +103,7 @@ class ShardClient:
         service: str,
         key: KeySegments,
         height: int,
-        timeout: float | None = None,  # noqa: ASYNC109 - the server-side wait, sent along
+        timeout: float | None = None,
     ) -> ReadResult:
         """Blocking read; ``timeout`` seconds (0: only if answerable at once) -> ReadTimeout."""
         body = self._body(key, height)

@@ -131,7 +131,8 @@ class _Handlers:
         except ShuttingDown:
             return error_response(503, "shutting_down", "the server is stopping; retry")
         except PersistenceFailed as exc:
-            return error_response(503, "persistence_failed", str(exc))
+            self.metrics.persistence_failed.set(1)
+            return error_response(503, "persistence_failed", f"state not persisted: {exc}")
         except web.HTTPException as exc:
             return _http_exception_response(exc, request)
         except asyncio.CancelledError:

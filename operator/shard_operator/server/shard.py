@@ -102,7 +102,7 @@ class Shard:
     async def unreserve(self, key: Key, height: int) -> bool:
         changed = self.cell(key).unreserve(height)
         if changed:
-            self.state.version += 1
+            self._changed(key)
         await self._settle()
         return changed
 

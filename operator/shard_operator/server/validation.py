@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -129,10 +128,11 @@ def parse_read_request(body: dict[str, Any], encoding: KeyEncoding) -> ReadReque
     key, height = _key(body, encoding), _height(body)
     timeout = body.get("timeoutSeconds")
     if timeout is not None or "timeoutSeconds" in body:
+        # comparisons only: math.isfinite() would overflow on a huge integer (strict JSON
+        # has no NaN or infinity)
         if (
             isinstance(timeout, bool)
             or not isinstance(timeout, int | float)
-            or not math.isfinite(timeout)
             or not 0 <= timeout <= MAX_TIMEOUT_SECONDS
         ):
             raise BadRequest(
