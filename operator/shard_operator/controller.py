@@ -170,7 +170,7 @@ class Controller:
         shards = await self._ensure_shards(namespace, owner, wanted, shards, run)
         await self._ensure_workloads(namespace, owner, shards, run)
         await self._ensure_key_map(namespace, owner, shards, run)
-        await self._write_shard_statuses(namespace, owner, shards, run)
+        await self._write_shard_statuses(namespace, shards, run)
         await self._write_owner_status(namespace, owner, shards, run)
         return bool(run.errors)
 
@@ -301,8 +301,9 @@ class Controller:
 
     # ----- status ----------------------------------------------------------------------
 
-    async def _write_shard_statuses(self, namespace: str, owner: ShardSetView,
-                                    shards: list[ShardView], run: Pass) -> None:
+    async def _write_shard_statuses(self, namespace: str, shards: list[ShardView], run: Pass
+                                    ) -> None:
+        """Patch the status of each Shard whose status differs from what was observed."""
         calls = []
         for shard in shards:
             status = _shard_status(shard, run, namespace)
@@ -356,15 +357,7 @@ class Controller:
         for shard in shards:
             run.unregistered_reason[shard.name] = (
                 "NoShardSet", f"no ShardSet with nodeId {shard.node_id!r} in this namespace")
-        calls = []
-        for shard in shards:
-            status = _shard_status(shard, run, namespace)
-            if _status_differs(shard.status, status):
-                status["conditions"] = conditions.merge(shard.status.get("conditions"),
-                                                        status["conditions"])
-                calls.append(lambda s=shard, st=status: self._patch_status(
-                    "Shard", namespace, s, st, run))
-        await self._bounded(calls)
+        await self._write_shard_statuses(namespace, shards, run)
 
     # ----- API calls that keep the cache current ---------------------------------------
 

@@ -4,24 +4,12 @@ collection, RBAC, and clients surviving an apiserver restart."""
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 from kubernetes_asyncio import client, config, watch
 
 from localcluster import LocalCluster
-from tests.conftest import kubectl_json
-
-
-def wait_for(predicate, timeout: float = 60.0, interval: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(interval)
+from tests.conftest import kubectl_json, wait_for
 
 
 def test_version_is_pinned_release(cluster: LocalCluster) -> None:
