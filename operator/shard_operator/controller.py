@@ -76,6 +76,7 @@ class ShardOutcome:
     service: ServiceView | None = None
     error: str = ""  # why its Pod or Service could not be made
     outdated: bool = False
+    replacement: dict[str, Any] | None = None  # the Pod to roll to, when outdated
 
 
 @dataclass
@@ -136,13 +137,13 @@ class Controller:
                 raise
             except Exception:
                 log.exception("reconcile of %s/%s failed", *key)
-                metrics.RECONCILE_ERRORS.labels("ShardSet").inc()
                 retry = True
             finally:
                 metrics.RECONCILES.labels("ShardSet").inc()
                 metrics.RECONCILE_SECONDS.labels("ShardSet").observe(time.monotonic() - started)
                 self.queue.done(key)
             if retry:
+                metrics.RECONCILE_ERRORS.labels("ShardSet").inc()
                 failures = self._failures.get(key, 0) + 1
                 self._failures[key] = failures
                 self.queue.add_after(key, min(30.0, 0.5 * 2 ** min(failures, 6)))
@@ -212,6 +213,8 @@ class Controller:
         await self._bounded(calls)
         # Roll pods whose template changed, a quarter of the shards at a time.
         outdated = [name for name, o in run.outcomes.items() if o.outdated]
+        if outdated and await self._replacement_refused(run.outcomes[outdated[0]], run):
+            return
         if outdated:
             unavailable = sum(1 for o in run.outcomes.values()
                               if o.pod is None or not o.pod.ready)
@@ -251,7 +254,22 @@ class Controller:
                 pod = await self._patch_core("Pod", namespace, shard.name, patch, run) or pod
             desired_hash = desired_pod["metadata"]["annotations"][render.ANNOTATION_TEMPLATE_HASH]
             outcome.outdated = pod.template_hash != desired_hash
+            outcome.replacement = desired_pod if outcome.outdated else None
         outcome.pod = pod if pod is not None and not pod.deleting else None
+
+    async def _replacement_refused(self, outcome: ShardOutcome, run: Pass) -> bool:
+        """Ask the API server (dry run) whether it admits a Pod of the new template, so that
+        a template it refuses never takes down running Pods."""
+        assert outcome.replacement is not None
+        try:
+            await self.kube.create(outcome.replacement, dry_run=True)
+        except ApiError as error:
+            if error.conflict:  # valid and admitted; only the name is taken (by the old Pod)
+                return False
+            run.errors.append("the new pod template is refused by the API server, running "
+                              f"pods are kept: {error.message}")
+            return True
+        return False
 
     async def _ensure_key_map(self, namespace: str, owner: ShardSetView,
                               shards: list[ShardView], run: Pass) -> None:
@@ -323,16 +341,20 @@ class Controller:
         metrics.SHARDS.labels(namespace, owner.name, "ready").set(status["readyShards"])
         if not _status_differs(owner.status, status):
             return
-        before = conditions.find(owner.status.get("conditions"), "Ready")
-        status["conditions"] = conditions.merge(owner.status.get("conditions"),
-                                                status["conditions"])
+        previous = owner.status.get("conditions")
+        status["conditions"] = conditions.merge(previous, status["conditions"])
         await self._patch_status("ShardSet", namespace, owner, status, run)
-        after = conditions.find(status["conditions"], "Ready")
-        if after and (before is None or (before["status"], before["reason"]) != (
-                after["status"], after["reason"])):
-            kind = "Normal" if after["status"] == "True" or after["reason"] == "Progressing" \
+        # One event per change a user must know of: a new failure (with its cause), else
+        # a change of readiness.
+        degraded = _transition(previous, status["conditions"], "Degraded")
+        ready = _transition(previous, status["conditions"], "Ready")
+        if degraded and degraded["status"] == "True":
+            await self._event(owner, "ShardSet", "Warning", degraded["reason"],
+                              degraded["message"])
+        elif ready:
+            kind = "Normal" if ready["status"] == "True" or ready["reason"] == "Progressing" \
                 else "Warning"
-            await self._event(owner, "ShardSet", kind, after["reason"], after["message"])
+            await self._event(owner, "ShardSet", kind, ready["reason"], ready["message"])
 
     async def _refuse_duplicate(self, other: ShardSetView, owner: ShardSetView) -> None:
         """A second ShardSet for a taken node id: refused in its status, nothing touched."""
@@ -458,6 +480,15 @@ def _metadata_patch(view: PodView | ServiceView, desired: dict[str, Any], shard_
     if shard_uid not in view.owners:
         patch.setdefault("metadata", {})["ownerReferences"] = meta["ownerReferences"]
     return patch
+
+
+def _transition(before: list[dict[str, Any]] | None, after: list[dict[str, Any]],
+                kind: str) -> dict[str, Any] | None:
+    """The condition ``kind`` in ``after`` if its status or reason differs from ``before``."""
+    new, old = conditions.find(after, kind), conditions.find(before, kind)
+    if new and (old is None or (old["status"], old["reason"]) != (new["status"], new["reason"])):
+        return new
+    return None
 
 
 def _status_differs(current: dict[str, Any], desired: dict[str, Any]) -> bool:

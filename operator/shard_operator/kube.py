@@ -114,12 +114,15 @@ class Kube:
 
     # ----- core objects ----------------------------------------------------------------
 
-    async def create(self, body: dict[str, Any]) -> dict[str, Any]:
+    async def create(self, body: dict[str, Any], dry_run: bool = False) -> dict[str, Any]:
+        """Create a Pod, Service or ConfigMap; ``dry_run`` asks the API server to validate
+        and admit it without storing it."""
         namespace = body["metadata"]["namespace"]
         method = {"Pod": self.core.create_namespaced_pod,
                   "Service": self.core.create_namespaced_service,
                   "ConfigMap": self.core.create_namespaced_config_map}[body["kind"]]
-        return await self._call(method, namespace, body, field_manager=MANAGER)
+        extra = {"dry_run": "All"} if dry_run else {}
+        return await self._call(method, namespace, body, field_manager=MANAGER, **extra)
 
     async def patch(self, kind: str, namespace: str, name: str, patch: dict[str, Any]
                     ) -> dict[str, Any]:
