@@ -1,4 +1,8 @@
-"""Log set-up: human-readable text or one JSON object per line."""
+"""Log set-up: human-readable text or one JSON object per line.
+
+The handler sits on the root logger, so kopf's own loggers (``kopf.*``, whose
+per-object lines carry the object in ``k8s_ref``) and aiohttp's go through it too.
+"""
 
 from __future__ import annotations
 
@@ -19,5 +23,11 @@ def configure_logging(fmt: str = "text", level: int = logging.INFO) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # kopf adds no handler of its own when embedded (kopf.operator()); make sure any
+    # handler a library added does not print the same line a second time, unformatted.
+    for name in ("kopf", "aiohttp"):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = []
+        logger.propagate = True
     logging.getLogger("kopf").setLevel(max(level, logging.INFO))
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)

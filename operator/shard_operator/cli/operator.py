@@ -4,9 +4,53 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import sys
 
 import click
+
+PRIORITY_MAX = 2**31 - 1
+
+
+def parse_priority(value: str) -> int:
+    """An integer, or ``auto``: a random one, so that replicas never tie (kopf pauses
+    every operator of a peering when the highest priority is shared)."""
+    if value == "auto":
+        return 1 + secrets.randbelow(PRIORITY_MAX)
+    try:
+        return int(value)
+    except ValueError:
+        raise click.BadParameter("an integer or 'auto'", param_hint="--priority") from None
+
+
+async def ensure_peering(name: str, namespaces: list[str], clusterwide: bool) -> None:
+    """Create the kopf peering object(s) this operator uses, if absent.
+
+    kopf only reads and patches them; were one missing, every replica would act. Kept
+    out of the Helm chart and kustomize bases because a custom resource cannot be
+    applied in the same pass as its CRD.
+    """
+    from ..kube import ApiError, Kube, load_config
+
+    log = logging.getLogger("shard_operator")
+    kube = Kube(await load_config(pool_size=4))
+    try:
+        for namespace in [None] if clusterwide else namespaces:
+            kind = "ClusterKopfPeering" if namespace is None else "KopfPeering"
+            body = {"apiVersion": "kopf.dev/v1", "kind": kind, "metadata": {"name": name}}
+            try:
+                if namespace is None:
+                    await kube._call(kube.custom.create_cluster_custom_object, "kopf.dev",
+                                     "v1", "clusterkopfpeerings", body)
+                else:
+                    await kube._call(kube.custom.create_namespaced_custom_object, "kopf.dev",
+                                     "v1", namespace, "kopfpeerings", body)
+                log.info("created %s %s%s", kind, f"{namespace}/" if namespace else "", name)
+            except ApiError as error:
+                if not error.conflict:
+                    log.warning("could not create %s %s: %s", kind, name, error)
+    finally:
+        await kube.close()
 
 
 @click.group()
@@ -18,45 +62,70 @@ def main() -> None:
 @click.option("-n", "--namespace", "namespaces", multiple=True,
               help="Namespace to watch (repeat for several). Default: all namespaces.")
 @click.option("--all-namespaces", "-A", is_flag=True, help="Watch every namespace.")
-@click.option("--peering", default=None,
+@click.option("--peering", default=None, envvar="SHARD_OPERATOR_PEERING",
               help="kopf peering object name: with several replicas, one acts at a time.")
-@click.option("--priority", default=0, type=int, show_default=True,
-              help="Peering priority; the highest-priority live replica acts.")
+@click.option("--priority", default="0", envvar="SHARD_OPERATOR_PRIORITY", show_default=True,
+              help="Peering priority (integer, or 'auto' for a random one); the "
+                   "highest-priority live replica acts.")
+@click.option("--peering-lifetime", default=60, type=click.IntRange(5, 3600),
+              envvar="SHARD_OPERATOR_PEERING_LIFETIME", show_default=True,
+              help="Seconds after its last keep-alive that a silent replica counts as dead "
+                   "(the takeover time after a crash).")
 @click.option("--liveness", default="",
               help="kopf liveness endpoint URL, e.g. http://0.0.0.0:8081/healthz (default: off).")
 @click.option("--metrics-port", default=0, type=int,
-              help="Serve Prometheus metrics on 127.0.0.1:PORT (0: off).")
+              help="Serve Prometheus metrics on METRICS_HOST:PORT (0: off).")
 @click.option("--metrics-host", default="127.0.0.1", show_default=True)
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text",
-              show_default=True)
+              envvar="SHARD_OPERATOR_LOG_FORMAT", show_default=True)
 @click.option("--verbose", "-v", is_flag=True)
 def run(namespaces: tuple[str, ...], all_namespaces: bool, peering: str | None,
-        priority: int, liveness: str, metrics_port: int, metrics_host: str, log_format: str,
-        verbose: bool) -> None:
+        priority: str, peering_lifetime: int, liveness: str, metrics_port: int,
+        metrics_host: str, log_format: str, verbose: bool) -> None:
     """Run the operator until interrupted (honours KUBECONFIG)."""
     import kopf
 
     from .. import handlers  # noqa: F401  (registers the kopf handlers)
+    from ..kube import Kube
     from ..logs import configure_logging
+    from ..metrics import instrument
 
     configure_logging(log_format, logging.DEBUG if verbose else logging.INFO)
-    if metrics_port:
-        from prometheus_client import start_http_server
-
-        start_http_server(metrics_port, addr=metrics_host)
     if not namespaces and not all_namespaces:
         click.echo("shard-operator: give --namespace NS (repeatable) or --all-namespaces",
                    err=True)
         sys.exit(2)
-    try:
-        asyncio.run(kopf.operator(
+    prio = parse_priority(priority)
+    instrument(Kube)
+    if metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(metrics_port, addr=metrics_host)
+    settings = kopf.OperatorSettings()
+    settings.peering.lifetime = peering_lifetime
+    if not all_namespaces:
+        # Serve exactly the namespaces given: kopf then neither lists nor watches
+        # Namespaces and CRDs cluster-wide, so a namespaced install needs no cluster role.
+        settings.scanning.disabled = True
+    logging.getLogger("shard_operator").info(
+        "starting: %s, peering %s (priority %d, lifetime %d s)",
+        "all namespaces" if all_namespaces else "namespaces " + ", ".join(namespaces),
+        peering or "off", prio, peering_lifetime)
+    async def operate() -> None:
+        if peering:
+            await ensure_peering(peering, list(namespaces), all_namespaces)
+        await kopf.operator(
             clusterwide=all_namespaces,
             namespaces=list(namespaces) or None,
             standalone=peering is None,
             peering_name=peering,
-            priority=priority,
+            priority=prio,
             liveness_endpoint=liveness or None,
-        ))
+            settings=settings,
+        )
+
+    try:
+        asyncio.run(operate())
     except KeyboardInterrupt:
         pass
 
