@@ -10,7 +10,7 @@ NAMESPACE ?= shard-demo
 PYTEST_ARGS ?=
 
 .PHONY: help venv tools cluster-up cluster-down cluster-status lint test test-unit demo demo-down \
-        operator-run bench reliability clean
+        operator-run bench reliability clean manifests helm-lint test-deploy
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -49,6 +49,20 @@ demo: cluster-up ## Control plane + operator + sample ShardSet, then show the ke
 
 demo-down: ## Stop the demo's operator (the cluster keeps running; see cluster-down)
 	@bash hack/demo.sh stop
+
+CRD_COPIES := manifests/crd/bases helm/shard-operator/files/crds
+HELM ?= .cluster/bin/helm
+
+manifests: ## Copy crds/ (the single source) into the kustomize and Helm trees
+	@for d in $(CRD_COPIES); do mkdir -p $$d && cp crds/*.yaml $$d/; done
+	@cp manifests/peering/kopf.dev_*.yaml helm/shard-operator/files/crds/
+
+helm-lint: tools ## helm lint --strict, in both modes
+	$(HELM) lint --strict helm/shard-operator
+	$(HELM) lint --strict helm/shard-operator --set 'watchNamespaces={shard-demo}'
+
+test-deploy: venv cluster-up ## Helm, kustomize, RBAC, PSA and HA tests (private clusters)
+	KUBECONFIG=$(KUBECONFIG_LOCAL) $(BIN)/pytest tests/deploy -m deploy $(PYTEST_ARGS)
 
 bench: cluster-up ## Benchmarks against baselines (see bench/README.md)
 	KUBECONFIG=$(KUBECONFIG_LOCAL) $(BIN)/python -m bench

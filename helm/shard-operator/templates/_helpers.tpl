@@ -1,0 +1,76 @@
+{{/* The chart name, truncated to 63 characters. */}}
+{{- define "shard-operator.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* The release's full name, used for every object the chart creates. */}}
+{{- define "shard-operator.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "shard-operator.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "shard-operator.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "shard-operator.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "shard-operator.labels" -}}
+helm.sh/chart: {{ include "shard-operator.chart" . }}
+{{ include "shard-operator.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Values.image.tag | default .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/component: operator
+app.kubernetes.io/part-of: shard-operator
+{{- end }}
+
+{{- define "shard-operator.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "shard-operator.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "shard-operator.peeringName" -}}
+{{- default (include "shard-operator.fullname" .) .Values.peering.name }}
+{{- end }}
+
+{{- define "shard-operator.clusterwide" -}}
+{{- if not .Values.watchNamespaces }}true{{- end }}
+{{- end }}
+
+{{/* The operator's permissions on the objects it serves (both modes). */}}
+{{- define "shard-operator.rules" -}}
+# The controller writes nothing but status on ShardSets and Shards; it creates and
+# deletes Shards, and owns the Pods, Services and key map ConfigMaps.
+- apiGroups: [shards.anoma.net]
+  resources: [shardsets]
+  verbs: [get, list, watch]
+- apiGroups: [shards.anoma.net]
+  resources: [shards]
+  verbs: [get, list, watch, create, delete]
+- apiGroups: [shards.anoma.net]
+  resources: [shardsets/status, shards/status]
+  verbs: [get, patch, update]
+- apiGroups: [""]
+  resources: [pods, services]
+  verbs: [get, list, watch, create, patch, delete]
+- apiGroups: [""]
+  resources: [configmaps]
+  verbs: [get, list, watch, create, update, patch, delete]
+- apiGroups: [events.k8s.io]
+  resources: [events]
+  verbs: [create]
+{{- end }}
