@@ -1,0 +1,217 @@
+"""``python -m bench``: run the scenarios on a private local cluster and write
+bench/results/{latest.json,summary.md,*.png}."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import tempfile
+import traceback
+from pathlib import Path
+from typing import Any
+
+from . import environment, plots, report, stats
+from .context import Context, progress
+from .k8s import KubeHttp
+
+REPO = Path(__file__).resolve().parents[1]
+SCENARIOS = ("server", "converge", "idle", "start_shard", "recovery", "keymap")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true",
+                        help="a smoke run: N=100 once, short windows, small samples")
+    parser.add_argument("--sizes", default="100,1000,5000", help="N for cold converge")
+    parser.add_argument("--runs", type=int, default=3, help="repetitions for N < 5000")
+    parser.add_argument("--runs-large", type=int, default=1, help="repetitions for N >= 5000")
+    parser.add_argument("--concurrencies", default="16,64,256",
+                        help="raw-client concurrencies to try (best one is used)")
+    parser.add_argument("--scenarios", default=",".join(SCENARIOS))
+    parser.add_argument("--keymap-keys", type=int, default=10_000)
+    parser.add_argument("--idle-seconds", type=float, default=60.0)
+    parser.add_argument("--start-calls", type=int, default=200)
+    parser.add_argument("--readers", type=int, default=10_000)
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.sizes, args.runs, args.runs_large, args.concurrencies = "100", 1, 1, "64"
+        args.keymap_keys, args.idle_seconds, args.start_calls, args.readers = 300, 10.0, 20, 1000
+    return args
+
+
+def steady_size(sizes: list[int]) -> int:
+    """The N the steady-state scenarios run at: 1,000 if measured, else the largest ≤ it."""
+    return 1000 if 1000 in sizes else max([n for n in sizes if n <= 1000] or sizes)
+
+
+async def run(args: argparse.Namespace, cluster: Any, workdir: Path) -> dict[str, Any]:
+    from shard_operator.kube import Kube, load_config
+
+    from .scenarios import converge, keymap10k, server
+
+    wanted = set(args.scenarios.split(","))
+    sizes = [int(n) for n in args.sizes.split(",") if n]
+    concurrencies = [int(c) for c in args.concurrencies.split(",") if c]
+    log_dir = workdir / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    api = KubeHttp(cluster.kubeconfig)
+    kube = Kube(await load_config(pool_size=max(concurrencies) + 8))
+    ctx = Context(cluster.kubeconfig, workdir, api, kube, cluster.kubectl, log_dir)
+    results: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+
+    async def attempt(name: str, coro: Any) -> Any:
+        try:
+            return await coro
+        except Exception as error:  # record it, keep measuring the rest
+            errors[name] = f"{type(error).__name__}: {error}"
+            progress(f"!! {name} failed: {errors[name]}")
+            traceback.print_exc()
+            return None
+
+    try:
+        if "server" in wanted:
+            progress("scenario 7: shard server vs no-op aiohttp on loopback")
+            quick = args.quick
+            value = await attempt("server", server.run(
+                workdir / "server", runs=1 if quick else 3, seconds=2.0 if quick else 5.0,
+                readers=args.readers))
+            if value:
+                results["server"] = value
+
+        if "converge" in wanted:
+            best = concurrencies[0]
+            if len(concurrencies) > 1:
+                n = steady_size(sizes)
+                sweep: dict[str, float] = {}
+                for c in concurrencies:
+                    progress(f"scenario 1: raw client sweep, N={n}, concurrency {c}")
+                    value = await attempt(f"raw-sweep-{c}", converge.raw(ctx, n, c))
+                    if value:
+                        sweep[str(c)] = value["seconds"]
+                        progress(f"    {value['seconds']:.1f} s")
+                if sweep:
+                    best = int(min(sweep, key=sweep.__getitem__))
+                    results["raw_concurrency"] = {str(n): {"seconds": sweep, "best": best}}
+            times: dict[str, dict[str, list[float]]] = {
+                "operator": {}, "raw": {}, "statefulset": {}}
+            memory: dict[str, dict[str, list[float]]] = {}
+            for n in sizes:
+                reps = args.runs if n < 5000 else args.runs_large
+                for rep in range(reps):
+                    keep = (n == steady_size(sizes) and rep == reps - 1
+                            and wanted & {"idle", "start_shard", "recovery"})
+                    progress(f"scenario 1: N={n} run {rep + 1}/{reps}: operator")
+                    value = await attempt(f"operator-{n}-{rep}",
+                                          converge.operator(ctx, n, keep=bool(keep)))
+                    if value:
+                        figures, live = value
+                        times["operator"].setdefault(str(n), []).append(figures["seconds"])
+                        mem = memory.setdefault(str(n), {"peak": [], "steady": []})
+                        mem["peak"].append(figures["peak_mb"])
+                        mem["steady"].append(figures["steady_mb"])
+                        progress(f"    {figures['seconds']:.1f} s, peak RSS "
+                                 f"{figures['peak_mb']:.0f} MB")
+                        if live is not None:
+                            await steady_scenarios(args, ctx, live, wanted, results, attempt)
+                            await converge.finish(ctx, live)
+                    progress(f"scenario 1: N={n} run {rep + 1}/{reps}: raw (concurrency {best})")
+                    value = await attempt(f"raw-{n}-{rep}", converge.raw(ctx, n, best))
+                    if value:
+                        times["raw"].setdefault(str(n), []).append(value["seconds"])
+                        progress(f"    {value['seconds']:.1f} s")
+                    progress(f"scenario 1: N={n} run {rep + 1}/{reps}: StatefulSet")
+                    value = await attempt(f"statefulset-{n}-{rep}", converge.statefulset(ctx, n))
+                    if value:
+                        times["statefulset"].setdefault(str(n), []).append(value["seconds"])
+                        progress(f"    {value['seconds']:.1f} s")
+            results["converge"] = {system: {n: stats.summarize(v) for n, v in by_n.items()}
+                                   for system, by_n in times.items()}
+            results["converge_ratios"] = {
+                str(n): {f"operator/{base}": stats.summarize(stats.ratios(
+                    times["operator"].get(str(n), []), times[base].get(str(n), [])))
+                    for base in ("raw", "statefulset")} for n in sizes}
+            results["memory"] = {n: {"peak_mb": max(m["peak"]),
+                                     "steady_mb": statistics.median(m["steady"])}
+                                 for n, m in memory.items() if m["peak"]}
+
+        if "keymap" in wanted:
+            progress(f"scenario 6: one ShardSet of {args.keymap_keys:,} keys")
+            value = await attempt("keymap", keymap10k.run(ctx, args.keymap_keys))
+            if value:
+                results["keymap"] = value
+    finally:
+        await api.close()
+        await kube.close()
+    if errors:
+        results["errors"] = errors
+    return results
+
+
+async def steady_scenarios(args: argparse.Namespace, ctx: Context, live: Any, wanted: set[str],
+                           results: dict[str, Any], attempt: Any) -> None:
+    from .scenarios import steady
+
+    if "idle" in wanted:
+        progress(f"scenario 2: idle cost over {args.idle_seconds:.0f} s at N={live.n}")
+        value = await attempt("idle", steady.idle(ctx, live, args.idle_seconds))
+        if value:
+            results["idle"] = value
+            progress(f"    {value['apiserver_writes']} writes (apiserver), "
+                     f"{value['operator_writes']} (operator), CPU {value['cpu_percent']:.1f}%")
+    if "recovery" in wanted:
+        progress(f"scenario 5: delete 10% of the pods at N={live.n}")
+        value = await attempt("recovery", steady.recovery(ctx, live))
+        if value:
+            results["recovery"] = value
+            lat = value["latency"]
+            progress(f"    p50 {lat['p50']:.2f} s, p99 {lat['p99']:.2f} s")
+
+    if "start_shard" in wanted:
+        progress(f"scenario 4: {args.start_calls} sequential start_shard at N={live.n}")
+        value = await attempt("start_shard", steady.start_shard(ctx, live, args.start_calls))
+        if value:
+            results["start_shard"] = value
+            lat = value["latency"]
+            progress(f"    p50 {lat['p50']:.3f} s, p99 {lat['p99']:.3f} s")
+
+def kubernetes_version(cluster: Any) -> str:
+    try:
+        out = cluster.kubectl("version", "-o", "json").stdout
+        return json.loads(out)["serverVersion"]["gitVersion"]
+    except Exception:  # the version is informative only
+        return "unknown"
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    from localcluster import LocalCluster
+
+    with tempfile.TemporaryDirectory(prefix="shard-bench-") as tmp:
+        workdir = Path(tmp)
+        progress(f"starting a private local cluster in {workdir / 'cluster'}")
+        cluster = LocalCluster(workdir / "cluster")
+        cluster.up()
+        try:
+            os.environ["KUBECONFIG"] = str(cluster.kubeconfig)
+            cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f",
+                            str(REPO / "crds"))
+            cluster.kubectl("wait", "--for=condition=Established",
+                            "crd/shardsets.shards.anoma.net", "crd/shards.shards.anoma.net",
+                            "--timeout=60s")
+            env = environment.describe(kubernetes_version(cluster))
+            config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+            results = asyncio.run(run(args, cluster, workdir))
+        finally:
+            progress("tearing the private cluster down")
+            cluster.down()
+    doc = report.document(results, env, config)
+    args.out.mkdir(parents=True, exist_ok=True)
+    doc["plots"] = plots.write_all(results, args.out)
+    report.write(doc, args.out)
+    progress(f"wrote {args.out / 'latest.json'}, summary.md and {', '.join(doc['plots'])}")
+    print(report.markdown(doc))

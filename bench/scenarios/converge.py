@@ -1,0 +1,228 @@
+"""Scenario 1: cold converge of N keys, by the operator and by two baselines.
+
+Every system is timed from just before its first write until every pod is Running and
+Ready (and, for the operator and the raw client, the key map lists N keys; for the
+operator also the ShardSet's Ready condition is True).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from shard_operator import keymap, render
+from shard_operator.constants import API_VERSION
+from shard_operator.keys import key_map_name, shard_name
+
+from ..context import Context, progress
+from ..k8s import PodTracker, Watching
+from ..proc import Operator, rss_mb
+
+NODE_ID = "bench"
+HEADER = len(keymap.HEADER_FIELDS)
+
+
+def schema(n: int) -> list[dict[str, Any]]:
+    return [{"key": [f"k{i}"]} for i in range(n)]
+
+
+class KeyMapTracker:
+    def __init__(self) -> None:
+        self.count = 0
+        self.bytes = 0
+        self.data: dict[str, str] = {}
+
+    def on_event(self, kind: str, obj: dict[str, Any]) -> None:
+        self.data = {} if kind == "DELETED" else dict(obj.get("data") or {})
+        self.count = max(0, len(self.data) - HEADER) if self.data else 0
+        self.bytes = keymap.data_size(self.data)
+
+
+class ShardSetTracker:
+    def __init__(self) -> None:
+        self.ready = False
+        self.status: dict[str, Any] = {}
+
+    def on_event(self, kind: str, obj: dict[str, Any]) -> None:
+        self.status = obj.get("status") or {}
+        self.ready = any(c.get("type") == "Ready" and c.get("status") == "True"
+                         for c in self.status.get("conditions") or [])
+
+
+@dataclass
+class Live:
+    """A converged operator run kept alive for the scenarios that need one."""
+
+    namespace: str
+    operator: Operator
+    watching: Watching
+    pods: PodTracker
+    keys: KeyMapTracker
+    shardset: ShardSetTracker
+    n: int
+
+
+async def _sample_rss(pid: int, samples: list[float], stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        try:
+            samples.append(rss_mb(pid)[0])
+        except OSError:
+            return
+        await asyncio.sleep(0.5)
+
+
+async def operator(ctx: Context, n: int, *, keep: bool = False, timeout: float = 1800.0
+                   ) -> tuple[dict[str, Any], Live | None]:
+    ns = await ctx.namespace(f"op{n}")
+    op = Operator(ns, ctx.kubeconfig, ctx.log_dir / f"operator-{ns}.log")
+    op.start()
+    pods, keys, sset = PodTracker(), KeyMapTracker(), ShardSetTracker()
+    watching = Watching(ctx.api)
+    watching.add(f"/api/v1/namespaces/{ns}/pods", pods.on_event)
+    watching.add(f"/api/v1/namespaces/{ns}/configmaps?fieldSelector=metadata.name="
+                 f"{key_map_name(NODE_ID)}", keys.on_event)
+    watching.add(f"/apis/shards.anoma.net/v1alpha1/namespaces/{ns}/shardsets", sset.on_event)
+    await asyncio.sleep(0.5)
+    body = {"apiVersion": API_VERSION, "kind": "ShardSet", "metadata": {"name": NODE_ID},
+            "spec": {"nodeId": NODE_ID, "schema": schema(n)}}
+    samples: list[float] = []
+    stop = asyncio.Event()
+    sampler = asyncio.create_task(_sample_rss(op.pid, samples, stop))
+    started = time.monotonic()
+    status, answer = await ctx.api.request(
+        "POST", f"/apis/shards.anoma.net/v1alpha1/namespaces/{ns}/shardsets", body)
+    if status != 201:
+        raise RuntimeError(f"creating the ShardSet: {status} {answer}")
+    try:
+        await _wait(pods, lambda: len(pods.ready) >= n and keys.count >= n and sset.ready,
+                    timeout, lambda: f"{len(pods.ready)}/{n} pods Ready, {keys.count} keys, "
+                    f"ShardSet {sset.status.get('readyShards')}/{sset.status.get('desiredShards')}",
+                    keys, sset)
+        seconds = time.monotonic() - started
+    finally:
+        stop.set()
+        await sampler
+    await asyncio.sleep(2.0)
+    steady, peak = rss_mb(op.pid)
+    result = {"seconds": seconds, "peak_mb": peak, "steady_mb": steady,
+              "keymap_bytes": keys.bytes, "writes": op.writes()}
+    live = Live(ns, op, watching, pods, keys, sset, n)
+    if keep:
+        return result, live
+    await finish(ctx, live)
+    return result, None
+
+
+async def finish(ctx: Context, live: Live) -> None:
+    await live.watching.close()
+    live.operator.stop()
+    await ctx.delete_namespace(live.namespace)
+
+
+async def _wait(pods: PodTracker, done, timeout: float, describe, *others: Any) -> None:
+    """Wait for ``done()``, waking on pod changes and polling the other trackers;
+    print progress every 10 s."""
+    deadline = time.monotonic() + timeout
+    last = time.monotonic()
+    while not done():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"not converged in {timeout} s: {describe()}")
+        pods.changed.clear()
+        try:
+            await asyncio.wait_for(pods.changed.wait(), 0.1)
+        except TimeoutError:
+            pass
+        if time.monotonic() - last > 10:
+            progress(f"    … {describe()}")
+            last = time.monotonic()
+
+
+# ----- raw baseline ----------------------------------------------------------------------
+
+def _raw_bodies(ns: str, n: int) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """The same Service and Pod the operator renders, minus the owner reference (there is
+    no Shard to own them)."""
+    out = []
+    for i in range(n):
+        key = (f"k{i}".encode(),)
+        name = shard_name(NODE_ID, key)
+        shard = render.shard(name=name, namespace=ns, node_id=NODE_ID, segments=[f"k{i}"],
+                             encoding="utf8", origin="schema", owner=None)
+        shard["metadata"]["uid"] = "raw"
+        service, pod = render.service(shard, key), render.pod(shard, key, None)
+        for body in (service, pod):
+            body["metadata"].pop("ownerReferences", None)
+        out.append((service, pod))
+    return out
+
+
+async def raw(ctx: Context, n: int, concurrency: int, timeout: float = 1800.0
+              ) -> dict[str, Any]:
+    ns = await ctx.namespace(f"raw{n}")
+    bodies = _raw_bodies(ns, n)
+    pods = PodTracker()
+    watching = Watching(ctx.api)
+    watching.add(f"/api/v1/namespaces/{ns}/pods", pods.on_event)
+    await asyncio.sleep(0.5)
+    limit = asyncio.Semaphore(concurrency)
+
+    async def one(service: dict[str, Any], pod: dict[str, Any]) -> None:
+        async with limit:
+            await ctx.kube.create(service)
+        async with limit:
+            await ctx.kube.create(pod)
+
+    started = time.monotonic()
+    await asyncio.gather(*(one(s, p) for s, p in bodies))
+    entries = {s["metadata"]["name"]: (f"k{i}".encode(),) for i, (s, _) in enumerate(bodies)}
+    data = keymap.render(NODE_ID, ns, entries)
+    await ctx.kube.create({"apiVersion": "v1", "kind": "ConfigMap",
+                           "metadata": {"name": key_map_name(NODE_ID), "namespace": ns},
+                           "data": data})
+    try:
+        await _wait(pods, lambda: len(pods.ready) >= n, timeout,
+                    lambda: f"{len(pods.ready)}/{n} pods Ready")
+        seconds = time.monotonic() - started
+    finally:
+        await watching.close()
+    await ctx.delete_namespace(ns)
+    return {"seconds": seconds}
+
+
+# ----- StatefulSet baseline --------------------------------------------------------------
+
+async def statefulset(ctx: Context, n: int, timeout: float = 1800.0) -> dict[str, Any]:
+    ns = await ctx.namespace(f"sts{n}")
+    pods = PodTracker()
+    watching = Watching(ctx.api)
+    watching.add(f"/api/v1/namespaces/{ns}/pods", pods.on_event)
+    await asyncio.sleep(0.5)
+    spec = copy.deepcopy(render.default_pod_spec())
+    spec["containers"][0]["env"] = [{"name": "SHARD_NODE_ID", "value": NODE_ID}]
+    labels = {"app": "bench-sts"}
+    service = {"apiVersion": "v1", "kind": "Service",
+               "metadata": {"name": "bench", "namespace": ns},
+               "spec": {"clusterIP": "None", "selector": labels,
+                        "ports": [{"name": "shard", "port": 8080}]}}
+    sts = {"apiVersion": "apps/v1", "kind": "StatefulSet",
+           "metadata": {"name": "bench", "namespace": ns},
+           "spec": {"replicas": n, "podManagementPolicy": "Parallel", "serviceName": "bench",
+                    "selector": {"matchLabels": labels},
+                    "template": {"metadata": {"labels": labels}, "spec": spec}}}
+    started = time.monotonic()
+    await ctx.kube.create(service)
+    status, body = await ctx.api.request("POST", f"/apis/apps/v1/namespaces/{ns}/statefulsets",
+                                         sts)
+    if status != 201:
+        raise RuntimeError(f"creating the StatefulSet: {status} {body}")
+    try:
+        await _wait(pods, lambda: len(pods.ready) >= n, timeout,
+                    lambda: f"{len(pods.ready)}/{n} pods Ready")
+        seconds = time.monotonic() - started
+    finally:
+        await watching.close()
+    await ctx.delete_namespace(ns)
+    return {"seconds": seconds}
