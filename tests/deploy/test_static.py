@@ -1,0 +1,185 @@
+"""The chart and the kustomize tree without a cluster: lint, rendered security
+settings, least-privilege RBAC in both modes, and the CRD copies kept identical."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from shard_operator.cli.operator import PRIORITY_MAX, parse_priority
+from shard_operator.logs import configure_logging
+from shard_operator.metrics import request_labels
+from tests.deploy.conftest import CHART, REPO, docs, helm
+
+NAMESPACED = ["--set", "watchNamespaces={apps,more}"]
+
+
+def render(*args: str) -> list[dict]:
+    return docs(helm("template", "rel", str(CHART), "-n", "ops", *args).stdout)
+
+
+@pytest.mark.parametrize("mode", [[], NAMESPACED], ids=["cluster-wide", "namespaced"])
+def test_helm_lint_strict(mode: list[str]) -> None:
+    result = helm("lint", "--strict", str(CHART), *mode)
+    assert "1 chart(s) linted, 0 chart(s) failed" in result.stdout
+    assert "[WARNING]" not in result.stdout and "[ERROR]" not in result.stdout
+
+
+def test_values_schema_rejects_bad_values() -> None:
+    bad = helm("template", "rel", str(CHART), "--set", "logFormat=xml", check=False)
+    assert bad.returncode != 0 and "logFormat" in bad.stderr
+    bad = helm("template", "rel", str(CHART), "--set", "watchNamespaces={Not_A_Name}",
+               check=False)
+    assert bad.returncode != 0
+
+
+def test_operator_pod_is_hardened_and_labelled() -> None:
+    objects = render()
+    deployment = next(o for o in objects if o["kind"] == "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert container["securityContext"] == {
+        "allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]}}
+    assert container["resources"]["requests"] and container["resources"]["limits"]
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
+    assert "--liveness=http://0.0.0.0:8080/healthz" in container["args"]
+    assert {p["name"]: p["containerPort"] for p in container["ports"]} == {
+        "health": 8080, "metrics": 9090}
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["SHARD_OPERATOR_PRIORITY"] == "auto" and env["SHARD_OPERATOR_PEERING"]
+    assert deployment["spec"]["replicas"] == 2
+    for obj in objects:
+        labels = obj["metadata"]["labels"]
+        assert labels["helm.sh/chart"] == "shard-operator-0.1.0", obj["metadata"]["name"]
+        for key in ("name", "instance", "version", "managed-by"):
+            assert f"app.kubernetes.io/{key}" in labels, (obj["kind"], key)
+
+
+def rules_of(objects: list[dict]) -> list[dict]:
+    return [rule for o in objects if o["kind"] in ("Role", "ClusterRole")
+            for rule in o["rules"]]
+
+
+def test_rbac_cluster_wide_mode() -> None:
+    objects = render()
+    kinds = [o["kind"] for o in objects]
+    assert "ClusterRole" in kinds and "ClusterRoleBinding" in kinds and "Role" not in kinds
+    args = next(o for o in objects if o["kind"] == "Deployment")[
+        "spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--all-namespaces" in args
+    assert_least_privilege(rules_of(objects))
+
+
+def test_rbac_namespaced_mode_has_no_cluster_grants() -> None:
+    objects = render(*NAMESPACED)
+    assert not [o for o in objects if o["kind"] in ("ClusterRole", "ClusterRoleBinding")]
+    roles = {o["metadata"]["namespace"] for o in objects if o["kind"] == "Role"}
+    bindings = [o for o in objects if o["kind"] == "RoleBinding"]
+    assert roles == {"apps", "more"} == {b["metadata"]["namespace"] for b in bindings}
+    assert all(b["subjects"] == [{"kind": "ServiceAccount", "name": "rel-shard-operator",
+                                  "namespace": "ops"}] for b in bindings)
+    args = next(o for o in objects if o["kind"] == "Deployment")[
+        "spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--namespace=apps" in args and "--namespace=more" in args
+    assert "--all-namespaces" not in args
+    assert_least_privilege(rules_of(objects))
+
+
+def assert_least_privilege(rules: list[dict]) -> None:
+    for rule in rules:
+        assert "*" not in rule["verbs"] and "*" not in rule["resources"], rule
+        assert "secrets" not in rule["resources"], rule
+    # The operator writes only status on ShardSets.
+    shardsets = [r for r in rules if "shardsets" in r["resources"]]
+    assert all(set(r["verbs"]) <= {"get", "list", "watch"} for r in shardsets)
+
+
+def test_crd_copies_are_identical() -> None:
+    """crds/ is the single source; `make manifests` copies it (kustomize and Helm cannot
+    read files outside their roots)."""
+    sources = sorted((REPO / "crds").glob("*.yaml")) + sorted(
+        (REPO / "manifests" / "peering").glob("kopf.dev_*.yaml"))
+    assert len(sources) == 4
+    for source in sources:
+        helm_copy = CHART / "files" / "crds" / source.name
+        assert helm_copy.read_bytes() == source.read_bytes(), f"run make manifests: {source}"
+        if source.parent.name == "crds":
+            kustomize_copy = REPO / "manifests" / "crd" / "bases" / source.name
+            assert kustomize_copy.read_bytes() == source.read_bytes(), "run make manifests"
+
+
+def test_helm_crds_are_templates_kept_on_uninstall() -> None:
+    crds = [o for o in render() if o["kind"] == "CustomResourceDefinition"]
+    assert sorted(c["metadata"]["name"] for c in crds) == [
+        "clusterkopfpeerings.kopf.dev", "kopfpeerings.kopf.dev",
+        "shards.shards.anoma.net", "shardsets.shards.anoma.net"]
+    assert all(c["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep" for c in crds)
+    assert not (CHART / "crds").exists()  # Helm would install those once, never upgrade
+    assert not [o for o in render("--set", "crds.install=false")
+                if o["kind"] == "CustomResourceDefinition"]
+
+
+@pytest.mark.parametrize("overlay", ["cluster-wide", "namespaced"])
+def test_kustomize_overlays_build(overlay: str) -> None:
+    out = subprocess.run(["kubectl", "kustomize", str(REPO / "manifests" / "overlays" / overlay)],
+                         capture_output=True, text=True, check=True).stdout
+    objects = docs(out)
+    kinds = {o["kind"] for o in objects}
+    assert {"CustomResourceDefinition", "ServiceAccount", "Deployment"} <= kinds
+    if overlay == "namespaced":
+        assert not kinds & {"ClusterRole", "ClusterRoleBinding"}
+        assert {o["metadata"]["namespace"] for o in objects if o["kind"] == "Role"} == {
+            "shard-demo"}
+    else:
+        assert {"ClusterRole", "ClusterRoleBinding"} <= kinds
+
+
+def test_priority_auto_is_random_and_in_range() -> None:
+    values = {parse_priority("auto") for _ in range(50)}
+    assert len(values) == 50 and all(1 <= v <= PRIORITY_MAX for v in values)
+    assert parse_priority("7") == 7
+
+
+def test_request_labels_per_kind() -> None:
+    assert request_labels("create_namespaced_pod", ("ns", {})) == ("Pod", "create")
+    assert request_labels("replace_namespaced_config_map", ("n", "ns", {})) == (
+        "ConfigMap", "replace")
+    assert request_labels("patch_namespaced_custom_object_status",
+                          ("g", "v", "ns", "shardsets", "x", {})) == ("ShardSet", "patch-status")
+    assert request_labels("delete_namespaced_custom_object",
+                          ("g", "v", "ns", "shards", "x")) == ("Shard", "delete")
+    assert request_labels("create_namespaced_event", ("ns", {})) == ("Event", "create")
+
+
+def test_json_logs_cover_kopf_loggers(capsys: pytest.CaptureFixture[str]) -> None:
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    try:
+        configure_logging("json")
+        stream = io.StringIO()
+        root.handlers[0].setStream(stream)  # type: ignore[attr-defined]
+        logging.getLogger("kopf.objects").info("Handler succeeded.",
+                                               extra={"k8s_ref": {"name": "x"}})
+        logging.getLogger("shard_operator.controller").warning("a %s", "warning")
+        lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    finally:
+        root.handlers[:], _ = saved[0], root.setLevel(saved[1])
+    assert [(r["logger"], r["level"], r["message"]) for r in lines] == [
+        ("kopf.objects", "INFO", "Handler succeeded."),
+        ("shard_operator.controller", "WARNING", "a warning")]
+    assert lines[0]["k8s_ref"] == {"name": "x"} and "time" in lines[0]
+
+
+def test_dockerfile_runs_operator_as_non_root() -> None:
+    text = (REPO / "images" / "operator" / "Dockerfile").read_text()
+    assert "python:3.11-slim" in text and "USER 65532:65532" in text
+    assert 'ENTRYPOINT ["shard-operator"]' in text and '"run"' in text
+    assert Path(REPO / "pyproject.toml").is_file()
