@@ -8,6 +8,7 @@ primitives; the plain functions run them in a private event loop.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -63,6 +64,16 @@ def _key(key: Sequence[str | bytes]) -> tuple[Key, list[str], str]:
         raise InvalidInput(f"invalid key: {error}") from None
 
 
+def _json_value(value: Any) -> None:
+    """Refuse initial values that are not plain JSON (NaN, Infinity, sets, objects...)."""
+    if value is None or value is NULL:
+        return
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as error:
+        raise InvalidInput(f"the initial value is not JSON: {error}") from None
+
+
 async def _find_shardset(kube: Kube, namespace: str, node_id: str) -> dict[str, Any]:
     sets = [s for s in await kube.list_custom("ShardSet", namespace)
             if (s.get("spec") or {}).get("nodeId") == node_id
@@ -86,6 +97,7 @@ async def astart_shard(node_id: str, key: Sequence[str | bytes], initial_value: 
     """
     node_id = _node(node_id)
     canonical, segments, encoding = _key(key)
+    _json_value(initial_value)
     own = kube is None
     kube = kube or Kube(await load_config(pool_size=4))
     try:

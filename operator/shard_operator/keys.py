@@ -75,6 +75,10 @@ def to_key(segments: Sequence[str | bytes]) -> tuple[Key, list[str], str]:
     """
     if not segments:
         raise InvalidKey("a key is a non-empty list of segments")
+    for index, segment in enumerate(segments):
+        if not isinstance(segment, (str, bytes, bytearray)):
+            raise InvalidKey(f"key segment {index} must be a string or bytes, "
+                             f"not {type(segment).__name__}")
     if all(isinstance(s, str) for s in segments):
         spec = list(segments)
         return decode_segments(spec, "utf8"), spec, "utf8"

@@ -37,6 +37,10 @@ def _segments(segments: tuple[str, ...], as_base64: bool) -> list[str | bytes]:
         raise InvalidInput(f"a segment is not valid base64: {error}") from None
 
 
+def _not_json(constant: str) -> Any:
+    raise json.JSONDecodeError(f"{constant} is not a JSON value", constant, 0)
+
+
 def _run(action) -> None:
     try:
         result = action()
@@ -71,7 +75,7 @@ def start_shard(node_id: str, segments: tuple[str, ...], value: str | None, time
         initial: Any = None
         if value is not None:
             try:
-                parsed = json.loads(value)
+                parsed = json.loads(value, parse_constant=_not_json)
             except json.JSONDecodeError as error:
                 raise InvalidInput(f"--value is not valid JSON: {error}") from None
             initial = api.NULL if parsed is None else parsed
