@@ -166,8 +166,11 @@ def test_json_logs_cover_kopf_loggers(capsys: pytest.CaptureFixture[str]) -> Non
         configure_logging("json")
         stream = io.StringIO()
         root.handlers[0].setStream(stream)  # type: ignore[attr-defined]
-        logging.getLogger("kopf.objects").info("Handler succeeded.",
-                                               extra={"k8s_ref": {"name": "x"}})
+        # as kopf's ObjectLogger logs: its settings object and a skip flag ride along
+        import kopf
+        logging.getLogger("kopf.objects").info(
+            "Handler succeeded.", extra={"k8s_ref": {"name": "x"}, "k8s_skip": False,
+                                         "settings": kopf.OperatorSettings()})
         logging.getLogger("shard_operator.controller").warning("a %s", "warning")
         lines = [json.loads(line) for line in stream.getvalue().splitlines()]
     finally:
@@ -176,6 +179,7 @@ def test_json_logs_cover_kopf_loggers(capsys: pytest.CaptureFixture[str]) -> Non
         ("kopf.objects", "INFO", "Handler succeeded."),
         ("shard_operator.controller", "WARNING", "a warning")]
     assert lines[0]["k8s_ref"] == {"name": "x"} and "time" in lines[0]
+    assert "settings" not in lines[0]
 
 
 def test_dockerfile_runs_operator_as_non_root() -> None:
