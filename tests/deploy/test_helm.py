@@ -164,8 +164,15 @@ def test_namespaced_release_operator_runs_on_its_service_account_token(
         peering = json.loads(private.kubectl("get", "kopfpeering", "rel-b-shard-operator",
                                              "-n", "apps", "-o", "json").stdout)
         assert len(peering.get("status") or {}) == 1
-        assert operator.metric("shard_operator_shards", namespace="apps", shardset="node-1",
-                               state="ready") == 4
+        for state in ("desired", "registered", "ready"):
+            assert operator.metric("shard_operator_shards", namespace="apps",
+                                   shardset="node-1", state=state) == 4
+        assert operator.metric("shard_operator_reconcile_duration_seconds_count",
+                               kind="ShardSet") >= 2
+        assert operator.metric("shard_operator_api_requests_total", kind="Pod",
+                               verb="create", code="2xx") == 4
+        assert operator.metric("shard_operator_api_requests_total", kind="ShardSet",
+                               verb="patch-status", code="2xx") >= 2
     finally:
         operator.stop()
     log = operator.output()
