@@ -57,8 +57,13 @@ class Operator:
         env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "PYTHONUNBUFFERED": "1",
                **self.extra_env}
         with open(self.log, "ab") as log:
+            # BENCH_PROFILE=DIR runs the operator under pyinstrument (a text profile per run).
+            profile = os.environ.get("BENCH_PROFILE")
+            wrapper = [sys.executable, "-m", "pyinstrument", "-r", "text", "--show-all", "-o",
+                       str(Path(profile) / f"operator-{self.namespace}.txt"), "-m"] \
+                if profile else [sys.executable, "-m"]
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "shard_operator.cli.operator", "run", "-n",
+                [*wrapper, "shard_operator.cli.operator", "run", "-n",
                  self.namespace, "--metrics-port", str(self.metrics_port)],
                 stdout=log, stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + timeout
