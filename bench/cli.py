@@ -31,6 +31,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--concurrencies", default="16,64,256",
                         help="raw-client concurrencies to try (best one is used)")
     parser.add_argument("--scenarios", default=",".join(SCENARIOS))
+    parser.add_argument("--systems", default="operator,raw,statefulset",
+                        help="which systems scenario 1 converges")
     parser.add_argument("--keymap-keys", type=int, default=10_000)
     parser.add_argument("--idle-seconds", type=float, default=60.0)
     parser.add_argument("--start-calls", type=int, default=200)
@@ -84,8 +86,9 @@ async def run(args: argparse.Namespace, cluster: Any, workdir: Path) -> dict[str
                 results["server"] = value
 
         if "converge" in wanted:
+            systems = set(args.systems.split(","))
             best = concurrencies[0]
-            if len(concurrencies) > 1:
+            if len(concurrencies) > 1 and "raw" in systems:
                 n = steady_size(sizes)
                 sweep: dict[str, float] = {}
                 for c in concurrencies:
@@ -99,6 +102,10 @@ async def run(args: argparse.Namespace, cluster: Any, workdir: Path) -> dict[str
                     results["raw_concurrency"] = {str(n): {"seconds": sweep, "best": best}}
             times: dict[str, dict[str, list[float]]] = {
                 "operator": {}, "raw": {}, "statefulset": {}}
+            # BENCH_BEFORE=<dir with shard_operator/>: also converge with that older tree.
+            before = os.environ.get("BENCH_BEFORE", "")
+            if before:
+                times["operator_before"] = {}
             memory: dict[str, dict[str, list[float]]] = {}
             for n in sizes:
                 reps = args.runs if n < 5000 else args.runs_large
@@ -119,13 +126,29 @@ async def run(args: argparse.Namespace, cluster: Any, workdir: Path) -> dict[str
                         if live is not None:
                             await steady_scenarios(args, ctx, live, wanted, results, attempt)
                             await converge.finish(ctx, live)
-                    progress(f"scenario 1: N={n} run {rep + 1}/{reps}: raw (concurrency {best})")
-                    value = await attempt(f"raw-{n}-{rep}", converge.raw(ctx, n, best))
+                    if before:
+                        progress(f"scenario 1: N={n} run {rep + 1}/{reps}: operator from "
+                                 f"{before}")
+                        value = await attempt(f"before-{n}-{rep}", converge.operator(
+                            ctx, n, pythonpath=before))
+                        if value:
+                            times["operator_before"].setdefault(str(n), []).append(
+                                value[0]["seconds"])
+                            progress(f"    {value[0]['seconds']:.1f} s, peak RSS "
+                                     f"{value[0]['peak_mb']:.0f} MB")
+                    if "raw" in systems:
+                        progress(f"scenario 1: N={n} run {rep + 1}/{reps}: raw "
+                                 f"(concurrency {best})")
+                    value = await attempt(f"raw-{n}-{rep}", converge.raw(ctx, n, best)) \
+                        if "raw" in systems else None
                     if value:
                         times["raw"].setdefault(str(n), []).append(value["seconds"])
                         progress(f"    {value['seconds']:.1f} s")
-                    progress(f"scenario 1: N={n} run {rep + 1}/{reps}: StatefulSet")
-                    value = await attempt(f"statefulset-{n}-{rep}", converge.statefulset(ctx, n))
+                    if "statefulset" in systems:
+                        progress(f"scenario 1: N={n} run {rep + 1}/{reps}: StatefulSet")
+                    value = await attempt(f"statefulset-{n}-{rep}",
+                                          converge.statefulset(ctx, n)) \
+                        if "statefulset" in systems else None
                     if value:
                         times["statefulset"].setdefault(str(n), []).append(value["seconds"])
                         progress(f"    {value['seconds']:.1f} s")
@@ -134,7 +157,7 @@ async def run(args: argparse.Namespace, cluster: Any, workdir: Path) -> dict[str
             results["converge_ratios"] = {
                 str(n): {f"operator/{base}": stats.summarize(stats.ratios(
                     times["operator"].get(str(n), []), times[base].get(str(n), [])))
-                    for base in ("raw", "statefulset")} for n in sizes}
+                    for base in ("raw", "statefulset", "operator_before")} for n in sizes}
             results["memory"] = {n: {"peak_mb": max(m["peak"]),
                                      "steady_mb": statistics.median(m["steady"])}
                                  for n, m in memory.items() if m["peak"]}

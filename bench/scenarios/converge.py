@@ -74,10 +74,12 @@ async def _sample_rss(pid: int, samples: list[float], stop: asyncio.Event) -> No
         await asyncio.sleep(0.5)
 
 
-async def operator(ctx: Context, n: int, *, keep: bool = False, timeout: float = 1800.0
-                   ) -> tuple[dict[str, Any], Live | None]:
+async def operator(ctx: Context, n: int, *, keep: bool = False, timeout: float = 1800.0,
+                   pythonpath: str = "") -> tuple[dict[str, Any], Live | None]:
+    """``pythonpath``: run the operator from another source tree (a before/after check)."""
     ns = await ctx.namespace(f"op{n}")
-    op = Operator(ns, ctx.kubeconfig, ctx.log_dir / f"operator-{ns}.log")
+    op = Operator(ns, ctx.kubeconfig, ctx.log_dir / f"operator-{ns}.log",
+                  {"PYTHONPATH": pythonpath} if pythonpath else None)
     op.start()
     pods, keys, sset = PodTracker(), KeyMapTracker(), ShardSetTracker()
     watching = Watching(ctx.api)

@@ -18,6 +18,21 @@ from .kube import Kube, load_config
 log = logging.getLogger("shard_operator")
 
 
+class NoDiffBase(kopf.DiffBaseStorage):
+    """kopf's diff base is only read by change handlers, and this operator has none; the
+    default storage still deep-copies every object on every watch event (profiled: about
+    a fifth of the operator's CPU while converging 1,000 shards). Build nothing instead."""
+
+    def build(self, *, body: kopf.Body, extra_fields: Any = None) -> Any:
+        return {}
+
+    def fetch(self, *, body: kopf.Body) -> Any:
+        return None
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: Any) -> None:
+        return None
+
+
 class Runtime:
     """The operator's state for one process (set at startup)."""
 
@@ -40,6 +55,7 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     # Nothing of kopf's own is stored on the objects, and its log lines are not
     # posted as Kubernetes events (the controller posts the events users need).
     settings.posting.enabled = False
+    settings.persistence.diffbase_storage = NoDiffBase()
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.batching.worker_limit = 64
