@@ -8,6 +8,7 @@ BIN := $(VENV)/bin
 KUBECONFIG_LOCAL := $(CURDIR)/.cluster/kubeconfig
 NAMESPACE ?= shard-demo
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
 .PHONY: help venv tools cluster-up cluster-down cluster-status lint test test-unit demo demo-down \
         operator-run bench reliability clean manifests helm-lint test-deploy
@@ -64,8 +65,8 @@ helm-lint: tools ## helm lint --strict, in both modes
 test-deploy: venv cluster-up ## Helm, kustomize, RBAC, PSA and HA tests (private clusters)
 	KUBECONFIG=$(KUBECONFIG_LOCAL) $(BIN)/pytest tests/deploy -m deploy $(PYTEST_ARGS)
 
-bench: cluster-up ## Benchmarks against baselines (see bench/README.md)
-	KUBECONFIG=$(KUBECONFIG_LOCAL) $(BIN)/python -m bench
+bench: venv tools ## Benchmarks on a private cluster (docs/performance.md); BENCH_ARGS=--quick
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean: cluster-down ## Remove the cluster, the venv and caches in the tree
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
