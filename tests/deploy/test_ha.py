@@ -69,4 +69,8 @@ def test_one_replica_acts_and_the_other_takes_over(private: LocalCluster,
         standby.stop()
     for operator in (active, standby):
         lines = [json.loads(line) for line in operator.output().splitlines() if line.strip()]
-        assert not [line for line in lines if line["level"] == "ERROR"], operator.output()[-3000:]
+        # (kopf's retried requests, e.g. 429 while a new CRD's storage initialises, are
+        # logged as errors and retried: not failures)
+        errors = [line for line in lines
+                  if line["level"] == "ERROR" and "will retry" not in line["message"]]
+        assert not errors, errors[:5]
