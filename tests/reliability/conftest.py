@@ -1,0 +1,47 @@
+"""Fault-suite fixtures: the operator fixtures of tests/operator, and an operator process
+that can be pointed at a private cluster."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+from tests.operator.conftest import (  # noqa: F401
+    OPERATOR,
+    REPO,
+    crds,
+    kubectl,
+    operator,
+)
+
+
+class Operator:
+    """``shard-operator run`` as a subprocess, for any kubeconfig, restartable."""
+
+    def __init__(self, namespace: str, log: Path, kubeconfig: Path | None = None,
+                 extra: tuple[str, ...] = ()) -> None:
+        self.namespace, self.log, self.kubeconfig, self.extra = namespace, log, kubeconfig, extra
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        if self.kubeconfig is not None:
+            env["KUBECONFIG"] = str(self.kubeconfig)
+        with open(self.log, "ab") as log:
+            self.process = subprocess.Popen([*OPERATOR, "-n", self.namespace, *self.extra],
+                                            stdout=log, stderr=subprocess.STDOUT, env=env,
+                                            cwd=REPO)
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.alive():
+            assert self.process is not None
+            self.process.send_signal(sig)
+            self.process.wait(timeout=30)
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
