@@ -179,3 +179,40 @@ def test_namespaced_release_operator_runs_on_its_service_account_token(
     assert "Traceback" not in log and "Forbidden" not in log and " 403" not in log, log[-4000:]
     lines = [json.loads(line) for line in log.splitlines() if line.strip()]
     assert any(line["logger"].startswith("kopf") for line in lines)
+
+
+@pytest.mark.timeout(180)
+def test_cluster_wide_release_operator_runs_on_its_service_account_token(
+        private: LocalCluster, tmp_path: Path) -> None:
+    kc = private.kubeconfig
+    private.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"),
+                    *(f"-f{p}" for p in (REPO / "manifests" / "peering").glob("kopf.dev_*")))
+    private.kubectl("wait", "--for=condition=Established", f"crd/{SHARDSETS_CRD}",
+                    "crd/clusterkopfpeerings.kopf.dev", "--timeout=60s")
+    for ns in ("ops-c", "cw"):
+        private.kubectl("create", "namespace", ns)
+    helm("install", "rel-c", str(CHART), "-n", "ops-c", "--set", "crds.install=false",
+         kubeconfig=kc)
+    token_kc = sa_kubeconfig(private, "ops-c", "rel-c-shard-operator",
+                             tmp_path / "sa.kubeconfig")
+    assert can_i(token_kc, "list", "shardsets", "--all-namespaces")
+    assert can_i(token_kc, "watch", "customresourcedefinitions")
+    assert not can_i(token_kc, "get", "secrets", "--all-namespaces")
+    assert not can_i(token_kc, "list", "namespaces")
+    assert not can_i(token_kc, "patch", "shardsets", "-n", "cw")
+
+    operator = Operator(token_kc, tmp_path / "operator.log", "--all-namespaces",
+                        "--peering", "rel-c-shard-operator", "--priority", "auto",
+                        "--peering-lifetime", "10", "--log-format", "json")
+    try:
+        cw = Kubectl(private, "cw")
+        assert cw.apply(shardset("n", "n", [{"key": ["a"]}, {"key": ["b"]}])).returncode == 0
+        wait_ready(cw, "n", 2, timeout=120)
+        peering = json.loads(private.kubectl("get", "clusterkopfpeering",
+                                             "rel-c-shard-operator", "-o", "json").stdout)
+        assert len(peering.get("status") or {}) == 1
+    finally:
+        operator.stop()
+    log = operator.output()
+    assert "Traceback" not in log and "Forbidden" not in log and " 403" not in log, log[-4000:]
+    assert "Not enough permissions" not in log

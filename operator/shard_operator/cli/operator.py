@@ -116,7 +116,7 @@ def run(namespaces: tuple[str, ...], all_namespaces: bool, peering: str | None,
             await ensure_peering(peering, list(namespaces), all_namespaces)
         await kopf.operator(
             clusterwide=all_namespaces,
-            namespaces=list(namespaces) or None,
+            namespaces=list(namespaces),  # empty with clusterwide (None breaks kopf)
             standalone=peering is None,
             peering_name=peering,
             priority=prio,
