@@ -7,11 +7,12 @@ import io
 import json
 import logging
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
-from shard_operator.cli.operator import PRIORITY_MAX, parse_priority
+from shard_operator.cli.operator import parse_priority
 from shard_operator.logs import configure_logging
 from shard_operator.metrics import request_labels
 from tests.deploy.conftest import CHART, REPO, docs, helm
@@ -142,9 +143,13 @@ def test_kustomize_overlays_build(overlay: str) -> None:
         assert {"ClusterRole", "ClusterRoleBinding"} <= kinds
 
 
-def test_priority_auto_is_random_and_in_range() -> None:
-    values = {parse_priority("auto") for _ in range(50)}
-    assert len(values) == 50 and all(1 <= v <= PRIORITY_MAX for v in values)
+def test_priority_auto_is_distinct_and_favours_the_oldest() -> None:
+    values = []
+    for _ in range(50):
+        values.append(parse_priority("auto"))
+        time.sleep(0.002)
+    assert len(set(values)) == 50 and all(0 < v < 2**53 for v in values)
+    assert values == sorted(values, reverse=True)  # an older process outranks a newer one
     assert parse_priority("7") == 7
 
 

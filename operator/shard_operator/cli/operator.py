@@ -6,17 +6,24 @@ import asyncio
 import logging
 import secrets
 import sys
+import time
 
 import click
 
-PRIORITY_MAX = 2**31 - 1
+PRIORITY_BASE = 2**43  # milliseconds since the epoch: year 2248
 
 
 def parse_priority(value: str) -> int:
-    """An integer, or ``auto``: a random one, so that replicas never tie (kopf pauses
-    every operator of a peering when the highest priority is shared)."""
+    """An integer, or ``auto``: distinct per process and higher for an older process.
+
+    kopf pauses every operator of a peering when the top priority is shared, so
+    replicas must never tie; and an acting replica should never be paused by a newcomer
+    (a pause leaves it with a cache that stops following the cluster). So the oldest
+    live replica acts: the priority falls with the start time in milliseconds, with a
+    random tie-breaker below that (all below 2**53: exact in JSON).
+    """
     if value == "auto":
-        return 1 + secrets.randbelow(PRIORITY_MAX)
+        return (PRIORITY_BASE - time.time_ns() // 1_000_000) * 1000 + secrets.randbelow(1000)
     try:
         return int(value)
     except ValueError:
