@@ -107,6 +107,7 @@ async def run(args: argparse.Namespace, cluster: Any, workdir: Path) -> dict[str
             if before:
                 times["operator_before"] = {}
             memory: dict[str, dict[str, list[float]]] = {}
+            cpu: dict[str, dict[str, list[float]]] = {"operator": {}, "operator_before": {}}
             for n in sizes:
                 reps = args.runs if n < 5000 else args.runs_large
                 for rep in range(reps):
@@ -118,10 +119,12 @@ async def run(args: argparse.Namespace, cluster: Any, workdir: Path) -> dict[str
                     if value:
                         figures, live = value
                         times["operator"].setdefault(str(n), []).append(figures["seconds"])
+                        cpu["operator"].setdefault(str(n), []).append(figures["cpu_seconds"])
                         mem = memory.setdefault(str(n), {"peak": [], "steady": []})
                         mem["peak"].append(figures["peak_mb"])
                         mem["steady"].append(figures["steady_mb"])
-                        progress(f"    {figures['seconds']:.1f} s, peak RSS "
+                        progress(f"    {figures['seconds']:.1f} s, operator CPU "
+                                 f"{figures['cpu_seconds']:.1f} s, peak RSS "
                                  f"{figures['peak_mb']:.0f} MB")
                         if live is not None:
                             await steady_scenarios(args, ctx, live, wanted, results, attempt)
@@ -134,7 +137,10 @@ async def run(args: argparse.Namespace, cluster: Any, workdir: Path) -> dict[str
                         if value:
                             times["operator_before"].setdefault(str(n), []).append(
                                 value[0]["seconds"])
-                            progress(f"    {value[0]['seconds']:.1f} s, peak RSS "
+                            cpu["operator_before"].setdefault(str(n), []).append(
+                                value[0]["cpu_seconds"])
+                            progress(f"    {value[0]['seconds']:.1f} s, operator CPU "
+                                     f"{value[0]['cpu_seconds']:.1f} s, peak RSS "
                                      f"{value[0]['peak_mb']:.0f} MB")
                     if "raw" in systems:
                         progress(f"scenario 1: N={n} run {rep + 1}/{reps}: raw "
@@ -158,6 +164,9 @@ async def run(args: argparse.Namespace, cluster: Any, workdir: Path) -> dict[str
                 str(n): {f"operator/{base}": stats.summarize(stats.ratios(
                     times["operator"].get(str(n), []), times[base].get(str(n), [])))
                     for base in ("raw", "statefulset", "operator_before")} for n in sizes}
+            results["operator_cpu_seconds"] = {
+                system: {n: stats.summarize(v) for n, v in by_n.items()}
+                for system, by_n in cpu.items() if by_n}
             results["memory"] = {n: {"peak_mb": max(m["peak"]),
                                      "steady_mb": statistics.median(m["steady"])}
                                  for n, m in memory.items() if m["peak"]}
@@ -230,6 +239,9 @@ def main(argv: list[str] | None = None) -> None:
             config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
             results = asyncio.run(run(args, cluster, workdir))
         finally:
+            from .proc import Operator
+
+            Operator.stop_all()
             progress("tearing the private cluster down")
             cluster.down()
     doc = report.document(results, env, config)

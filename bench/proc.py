@@ -10,6 +10,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import ClassVar
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -41,6 +42,8 @@ def cpu_seconds(pid: int) -> float:
 class Operator:
     """``python -m shard_operator.cli.operator run -n NS --metrics-port P``."""
 
+    running: ClassVar[set[Operator]] = set()  # stopped by stop_all() if the bench is interrupted
+
     def __init__(self, namespace: str, kubeconfig: Path, log: Path,
                  extra_env: dict[str, str] | None = None) -> None:
         self.namespace, self.kubeconfig, self.log = namespace, kubeconfig, log
@@ -66,6 +69,7 @@ class Operator:
                 [*wrapper, "shard_operator.cli.operator", "run", "-n",
                  self.namespace, "--metrics-port", str(self.metrics_port)],
                 stdout=log, stderr=subprocess.STDOUT, env=env)
+        Operator.running.add(self)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -91,7 +95,13 @@ class Operator:
                 total += float(line.rsplit(" ", 1)[1])
         return total
 
+    @classmethod
+    def stop_all(cls) -> None:
+        for operator in list(cls.running):
+            operator.stop()
+
     def stop(self) -> None:
+        Operator.running.discard(self)
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:

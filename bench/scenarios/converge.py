@@ -19,7 +19,7 @@ from shard_operator.keys import key_map_name, shard_name
 
 from ..context import Context, progress
 from ..k8s import PodTracker, Watching
-from ..proc import Operator, rss_mb
+from ..proc import Operator, cpu_seconds, rss_mb
 
 NODE_ID = "bench"
 HEADER = len(keymap.HEADER_FIELDS)
@@ -93,7 +93,7 @@ async def operator(ctx: Context, n: int, *, keep: bool = False, timeout: float =
     samples: list[float] = []
     stop = asyncio.Event()
     sampler = asyncio.create_task(_sample_rss(op.pid, samples, stop))
-    started = time.monotonic()
+    started, cpu_before = time.monotonic(), cpu_seconds(op.pid)
     status, answer = await ctx.api.request(
         "POST", f"/apis/shards.anoma.net/v1alpha1/namespaces/{ns}/shardsets", body)
     if status != 201:
@@ -104,12 +104,13 @@ async def operator(ctx: Context, n: int, *, keep: bool = False, timeout: float =
                     f"ShardSet {sset.status.get('readyShards')}/{sset.status.get('desiredShards')}",
                     keys, sset)
         seconds = time.monotonic() - started
+        cpu = cpu_seconds(op.pid) - cpu_before
     finally:
         stop.set()
         await sampler
     await asyncio.sleep(2.0)
     steady, peak = rss_mb(op.pid)
-    result = {"seconds": seconds, "peak_mb": peak, "steady_mb": steady,
+    result = {"seconds": seconds, "cpu_seconds": cpu, "peak_mb": peak, "steady_mb": steady,
               "keymap_bytes": keys.bytes, "writes": op.writes()}
     live = Live(ns, op, watching, pods, keys, sset, n)
     if keep:
