@@ -42,8 +42,16 @@ lint: venv ## ruff over the code and tests
 test-unit: venv ## Fast tests that need no cluster
 	$(BIN)/pytest -m "not cluster" $(PYTEST_ARGS)
 
-test: venv lint cluster-up ## The whole suite, on the local control plane
-	KUBECONFIG=$(KUBECONFIG_LOCAL) $(BIN)/pytest $(PYTEST_ARGS)
+test: venv lint cluster-up ## The whole suite, on the local control plane (fault suite: make reliability)
+	KUBECONFIG=$(KUBECONFIG_LOCAL) $(BIN)/pytest -m "not reliability and not slow" $(PYTEST_ARGS)
+
+RELIABILITY_REPORT ?= /tmp/shard-operator-reliability.jsonl
+
+reliability: venv cluster-up ## The fault suite and bad-input corpus, with figures (docs/reliability.md)
+	@rm -f $(RELIABILITY_REPORT)
+	KUBECONFIG=$(KUBECONFIG_LOCAL) RELIABILITY_REPORT=$(RELIABILITY_REPORT) $(BIN)/pytest \
+		tests/reliability tests/badinput tests/server/test_server_fuzz.py -p no:cacheprovider $(PYTEST_ARGS)
+	@echo "figures ($(RELIABILITY_REPORT)):" && cat $(RELIABILITY_REPORT)
 
 demo: cluster-up ## Control plane + operator + sample ShardSet, then show the key map
 	@bash hack/demo.sh

@@ -45,3 +45,22 @@ class Operator:
 
     def output(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+
+# While the API server is down, a reconcile fails with one of these and is retried.
+CONNECTION_ERRORS = ("aiohttp.client_exceptions.ClientConnectorError",
+                     "aiohttp.client_exceptions.ServerDisconnectedError",
+                     "aiohttp.client_exceptions.ClientOSError",
+                     "ConnectionRefusedError", "ConnectionResetError")
+
+
+def unexpected_errors(log: str) -> list[str]:
+    """The final exception line of every traceback that is not a connection error."""
+    found = []
+    for block in log.split("Traceback (most recent call last):")[1:]:
+        lines = [line for line in block.splitlines() if line and not line.startswith(" ")]
+        final = next((line for line in lines if ": " in line and line.split(":")[0]
+                      .replace(".", "").replace("_", "").isalnum()), "")
+        if not final.startswith(CONNECTION_ERRORS):
+            found.append(final or block[:300])
+    return found

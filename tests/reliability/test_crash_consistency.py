@@ -3,6 +3,7 @@ random (seeded) moment, restart it, and check every invariant after each round."
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from pathlib import Path
@@ -29,7 +30,7 @@ def _keys(extra_round: int | None) -> list[list[str]]:
 def test_sigkill_at_random_moments_converges_every_round(kubectl, crds, namespace,
                                                          tmp_path: Path) -> None:
     rng = random.Random(SEED)
-    op = Operator(namespace, tmp_path / "operator.log")
+    op = Operator(namespace, Path(os.environ.get("RELIABILITY_LOG_DIR", tmp_path)) / "crash.log")
     schema = [{"key": k, "initialValue": i} for i, k in enumerate(_keys(None))]
     body = shardset("big", "big", schema, removedKeyPolicy="Delete")
     assert kubectl.apply(body).returncode == 0
