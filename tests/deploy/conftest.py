@@ -99,12 +99,13 @@ class Operator:
     """``shard-operator run`` as a local process with its own kubeconfig and metrics port."""
 
     def __init__(self, kubeconfig: Path, log: Path, *args: str) -> None:
-        self.metrics_port = free_port()
+        self.metrics_port, self.liveness_port = free_port(), free_port()
         self.log = log
         env = {**os.environ, "KUBECONFIG": str(kubeconfig), "PYTHONUNBUFFERED": "1"}
         with open(log, "ab") as out:
             self.process = subprocess.Popen(
-                [*OPERATOR, *args, f"--metrics-port={self.metrics_port}"],
+                [*OPERATOR, *args, f"--metrics-port={self.metrics_port}",
+                 f"--liveness=http://127.0.0.1:{self.liveness_port}/healthz"],
                 stdout=out, stderr=subprocess.STDOUT, env=env, cwd=REPO)
 
     def metric(self, name: str, **labels: str) -> float:
@@ -120,6 +121,12 @@ class Operator:
                                                for k, v in labels.items()):
                     return sample.value
         return 0.0
+
+    def healthz(self) -> int:
+        """The HTTP status of kopf's liveness endpoint."""
+        url = f"http://127.0.0.1:{self.liveness_port}/healthz"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")

@@ -51,6 +51,7 @@ def test_one_replica_acts_and_the_other_takes_over(private: LocalCluster,
         assert active.metric(RECONCILES, kind="ShardSet") > 0
         assert standby.metric(RECONCILES, kind="ShardSet") == 0
         assert "Resuming operations" not in standby.output()
+        assert active.healthz() == 200 and standby.healthz() == 200  # a standby is alive
         assert standby.metric("shard_operator_api_requests_total", kind="Pod",
                               verb="create", code="2xx") == 0
 
