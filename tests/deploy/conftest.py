@@ -31,6 +31,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if Path(str(item.fspath)).parent == Path(__file__).parent:
             item.add_marker(pytest.mark.deploy)
+            if "private" in getattr(item, "fixturenames", ()):
+                item.add_marker(pytest.mark.cluster)  # a private one: not for test-unit
 
 
 @functools.cache
