@@ -58,7 +58,10 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.persistence.diffbase_storage = NoDiffBase()
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
-    settings.batching.worker_limit = 64
+    # No worker limit: kopf runs one worker per object, and until every initial listing
+    # is indexed those workers wait; a limit below the number of objects deadlocks a
+    # restart (tests/reliability/test_crash_consistency.py found it at 300 shards).
+    settings.batching.worker_limit = None
     Runtime.kube = Kube(await load_config())
     Runtime.controller = Controller(Runtime.kube, Runtime.cache)
     Runtime.controller.start()
