@@ -157,6 +157,12 @@ class ConfigMapView:
                    owners=_owner_uids(meta, "ShardSet"), data=dict(body.get("data") or {}))
 
 
+def _version(meta: dict[str, Any]) -> int | None:
+    """The resourceVersion as a number (etcd's revision), or None if it is not one."""
+    value = meta.get("resourceVersion", "")
+    return int(value) if value.isdigit() else None
+
+
 VIEWS = {"ShardSet": ShardSetView, "Shard": ShardView, "Pod": PodView, "Service": ServiceView,
          "ConfigMap": ConfigMapView}
 
@@ -171,6 +177,7 @@ class Cache:
         default_factory=lambda: defaultdict(set))
     sets_by_node: dict[tuple[str, str], set[str]] = field(
         default_factory=lambda: defaultdict(set))
+    versions: dict[tuple[str, str, str], tuple[str, int]] = field(default_factory=dict)
 
     @staticmethod
     def relevant(kind: str, name: str) -> bool:
@@ -197,10 +204,23 @@ class Cache:
         return None
 
     def put(self, kind: str, namespace: str, body: dict[str, Any]) -> Any:
+        """Record an object, unless it is older than what is known of it already.
+
+        The controller records the answers to its own writes at once, so a watch event
+        still in flight from before such a write must not roll the cache back (a stale
+        view would trigger the same write again)."""
+        meta = body["metadata"]
+        previous = self.objects[kind][namespace].get(meta["name"])
+        version = _version(meta)
+        known = self.versions.get((kind, namespace, meta["name"]))
+        if previous is not None and known is not None and known[0] == meta.get("uid") and (
+                version is not None and version < known[1]):
+            return previous
         view = VIEWS[kind].of(body)
-        previous = self.objects[kind][namespace].get(view.name)
         self._unindex(kind, namespace, previous)
         self.objects[kind][namespace][view.name] = view
+        if version is not None:
+            self.versions[(kind, namespace, view.name)] = (view.uid, version)
         self._index(kind, namespace, view)
         return view
 
@@ -211,6 +231,7 @@ class Cache:
             return
         self._unindex(kind, namespace, current)
         del self.objects[kind][namespace][name]
+        self.versions.pop((kind, namespace, name), None)
 
     def get(self, kind: str, namespace: str, name: str) -> Any:
         return self.objects[kind][namespace].get(name)

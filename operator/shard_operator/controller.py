@@ -31,23 +31,36 @@ from .kube import ApiError, Kube
 log = logging.getLogger("shard_operator.controller")
 NodeKey = tuple[str, str]  # (namespace, nodeId)
 RESTARTING_LIST_MAX = 50
+PAUSE_MAX_SECONDS = 5.0
 
 
 class WorkQueue:
-    """A de-duplicating queue: a key is processed by one worker at a time."""
+    """A de-duplicating queue: a key is processed by one worker at a time, and not again
+    before the pause its last pass asked for (see ``done``)."""
 
     def __init__(self) -> None:
         self._queue: asyncio.Queue[NodeKey] = asyncio.Queue()
         self._queued: set[NodeKey] = set()
         self._active: set[NodeKey] = set()
         self._dirty: set[NodeKey] = set()
+        self._paused: set[NodeKey] = set()
+        self._not_before: dict[NodeKey, float] = {}
 
     def add(self, key: NodeKey) -> None:
         if key in self._active:
             self._dirty.add(key)
-        elif key not in self._queued:
+        elif key not in self._queued and key not in self._paused:
+            wait = self._not_before.pop(key, 0.0) - time.monotonic()
+            if wait > 0:
+                self._paused.add(key)
+                asyncio.get_running_loop().call_later(wait, self._resume, key)
+                return
             self._queued.add(key)
             self._queue.put_nowait(key)
+
+    def _resume(self, key: NodeKey) -> None:
+        self._paused.discard(key)
+        self.add(key)
 
     def add_after(self, key: NodeKey, delay: float) -> None:
         asyncio.get_running_loop().call_later(delay, self.add, key)
@@ -58,14 +71,17 @@ class WorkQueue:
         self._active.add(key)
         return key
 
-    def done(self, key: NodeKey) -> None:
+    def done(self, key: NodeKey, pause: float = 0.0) -> None:
+        """Finish a pass; the next one starts ``pause`` seconds later at the earliest."""
         self._active.discard(key)
+        if pause > 0:
+            self._not_before[key] = time.monotonic() + pause
         if key in self._dirty:
             self._dirty.discard(key)
             self.add(key)
 
     def idle(self) -> bool:
-        return not (self._queued or self._active)
+        return not (self._queued or self._active or self._paused)
 
 
 @dataclass
@@ -140,8 +156,12 @@ class Controller:
                 retry = True
             finally:
                 metrics.RECONCILES.labels("ShardSet").inc()
-                metrics.RECONCILE_SECONDS.labels("ShardSet").observe(time.monotonic() - started)
-                self.queue.done(key)
+                elapsed = time.monotonic() - started
+                metrics.RECONCILE_SECONDS.labels("ShardSet").observe(elapsed)
+                # A pass costs O(shards): events arriving meanwhile are batched into the
+                # next one, which waits as long as this one took (at most PAUSE_MAX_SECONDS)
+                # so that watch events are not starved of the event loop at 10,000 shards.
+                self.queue.done(key, pause=min(elapsed, PAUSE_MAX_SECONDS))
             if retry:
                 metrics.RECONCILE_ERRORS.labels("ShardSet").inc()
                 failures = self._failures.get(key, 0) + 1

@@ -84,14 +84,16 @@ def _register(kind: str) -> None:
     # Indexing handlers run before every other handler, and kopf holds the others back
     # until every index has seen its initial listing: the first reconcile starts from a
     # complete cache. The returned None keeps kopf's own index empty.
+    # Both handlers are coroutines on purpose: kopf runs plain functions in a thread
+    # pool, and the cache and the work queue belong to the event loop's thread.
     @kopf.index(group, version, plural, when=relevant, id=f"cache-{kind}")
-    def cache_object(body: kopf.Body, namespace: str, **_: Any) -> None:
+    async def cache_object(body: kopf.Body, namespace: str, **_: Any) -> None:
         Runtime.cache.put(kind, namespace, dict(body))
         return None
 
     @kopf.on.event(group, version, plural, when=relevant, id=f"enqueue-{kind}")
-    def enqueue(event: dict[str, Any], body: kopf.Body, name: str, namespace: str,
-                **_: Any) -> None:
+    async def enqueue(event: dict[str, Any], body: kopf.Body, name: str, namespace: str,
+                      **_: Any) -> None:
         node_id = Runtime.cache.node_of(kind, namespace, name, dict(body))
         if event.get("type") == "DELETED":
             Runtime.cache.remove(kind, namespace, name, uid=body.get("metadata", {}).get("uid"))

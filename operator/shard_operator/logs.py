@@ -34,4 +34,8 @@ def configure_logging(fmt: str = "text", level: int = logging.INFO) -> None:
         logger.handlers[:] = []
         logger.propagate = True
     logging.getLogger("kopf").setLevel(max(level, logging.INFO))
+    # kopf logs "Handler ... succeeded" for every watch event at INFO: at 10,000 shards
+    # that is most of the operator's work. Its per-object warnings and errors stay.
+    if level > logging.DEBUG:
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
