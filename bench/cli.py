@@ -38,6 +38,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--start-calls", type=int, default=200)
     parser.add_argument("--readers", type=int, default=10_000)
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
+    parser.add_argument("--merge", action="store_true",
+                        help="keep the other scenarios' figures of OUT/latest.json and replace "
+                             "only those run now (their environment is recorded as well)")
     args = parser.parse_args(argv)
     if args.quick:
         args.sizes, args.runs, args.runs_large, args.concurrencies = "100", 1, 1, "64"
@@ -244,6 +247,21 @@ def main(argv: list[str] | None = None) -> None:
             Operator.stop_all()
             progress("tearing the private cluster down")
             cluster.down()
+    if args.merge and (args.out / "latest.json").exists():
+        previous = json.loads((args.out / "latest.json").read_text())
+        rerun = args.scenarios.split(",")
+        merged = {**previous["results"], **results}
+        errors = {k: v for k, v in (previous["results"].get("errors") or {}).items()
+                  if not any(k.startswith(name) for name in rerun)}
+        errors.update(results.get("errors") or {})
+        merged.pop("errors", None)
+        if errors:
+            merged["errors"] = errors
+        env = {**previous["environment"], "merged_runs": [
+            *previous["environment"].get("merged_runs", []),
+            {"scenarios": args.scenarios, **env}]}
+        config = previous["config"]
+        results = merged
     doc = report.document(results, env, config)
     args.out.mkdir(parents=True, exist_ok=True)
     doc["plots"] = plots.write_all(results, args.out)

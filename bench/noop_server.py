@@ -19,7 +19,7 @@ async def ready(request: web.Request) -> web.Response:
 
 def main() -> None:
     app = web.Application()
-    for route in ("reserve", "write", "read"):
+    for route in ("reserve", "write", "advance-watermark", "read"):
         app.router.add_post(f"/v1/{route}", noop)
     app.router.add_get("/readyz", ready)
     web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)

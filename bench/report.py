@@ -116,6 +116,9 @@ def markdown(doc: dict[str, Any]) -> str:
             ("7 no-op aiohttp cycles/s (same client)",
              _spread(server.get("noop_cycles_per_second"))),
             ("7 ratio", _spread(server.get("ratio"))),
+            ("7 diagnostic: shard server with its data dir in RAM, cycles/s (ratio)",
+             f"{_spread(server.get('ram_data_dir_cycles_per_second'))} "
+             f"({_spread(server.get('ram_data_dir_ratio'))})"),
             (f"7 RSS with {server.get('blocked_readers', 0):,} blocked readers / idle (MB)",
              f"{_fmt(server.get('rss_mb_with_readers'), 0)} / "
              f"{_fmt(server.get('rss_mb_idle'), 0)}"),

@@ -1,13 +1,18 @@
-"""Scenario 7: the shard server on loopback. reserve + write + read cycles per second
-against a no-op aiohttp server driven by the same client in the same run, and memory
-with 10,000 blocked readers."""
+"""Scenario 7: the shard server on loopback. Cycles per second against a no-op aiohttp
+server driven by the same client in the same run, and memory with 10,000 blocked readers.
+
+A cycle is what the Ordering does for one transaction at height h: reserve(h),
+write(h), advance-watermark(h), read(h + 1). The read needs the watermark (a read at
+h + 1 waits while h + 1 > watermark + 1), so the cycle includes it; cycles run one
+after another, since heights are ordered. The no-op server gets the same four POSTs.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -22,6 +27,7 @@ from ..proc import free_port, rss_mb
 
 SERVER_BIN = Path(sys.executable).parent / "shard-server"
 KEY = ["bench"]
+HAVE_SHM = os.path.isdir("/dev/shm")
 
 
 class Server:
@@ -59,9 +65,9 @@ class Server:
                 self.process.wait()
 
 
-def shard_server(workdir: Path, name: str) -> Server:
+def shard_server(workdir: Path, name: str, data_root: Path | None = None) -> Server:
     port = free_port()
-    data = workdir / name
+    data = (data_root or workdir) / name
     data.mkdir(parents=True, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHARD_")}
     env.update(SHARD_NODE_ID="bench", SHARD_KEY=json.dumps(KEY), SHARD_DATA_DIR=str(data),
@@ -84,34 +90,33 @@ async def _post(session: aiohttp.ClientSession, url: str, body: dict[str, Any]) 
         return payload
 
 
-async def cycles(server: Server, seconds: float, concurrency: int, start: int) -> float:
-    """reserve(h) + write(h) + read(h) cycles per second, ``concurrency`` clients, each on
-    its own heights."""
-    heights = itertools.count(start)
-    done = 0
-    connector = aiohttp.TCPConnector(limit=concurrency)
-    async with aiohttp.ClientSession(connector=connector) as session:
+async def cycles(server: Server, seconds: float, start: int) -> float:
+    """Sequential reserve/write/advance-watermark/read cycles per second."""
+    done, height = 0, start
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1)) as session:
         await server.ready(session)
-        deadline = time.monotonic() + seconds
-
-        async def worker() -> None:
-            nonlocal done
-            while time.monotonic() < deadline:
-                h = next(heights)
-                body = {"key": KEY, "height": h}
-                await _post(session, server.url + "/v1/reserve", body)
-                await _post(session, server.url + "/v1/write", {**body, "value": h})
-                await _post(session, server.url + "/v1/read", {**body, "timeoutSeconds": 30})
-                done += 1
-
+        url = server.url
         begin = time.monotonic()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        deadline = begin + seconds
+        while time.monotonic() < deadline:
+            body = {"key": KEY, "height": height}
+            await _post(session, url + "/v1/reserve", body)
+            await _post(session, url + "/v1/write", {**body, "value": height})
+            await _post(session, url + "/v1/advance-watermark", body)
+            answer = await _post(session, url + "/v1/read",
+                                 {"key": KEY, "height": height + 1, "timeoutSeconds": 30})
+            if answer.get("result") == "ok" and "value" in answer \
+                    and answer["value"] != height:
+                raise RuntimeError(f"read at {height + 1} answered {answer}")
+            height += 1
+            done += 1
         return done / (time.monotonic() - begin)
 
 
 async def blocked_readers(server: Server, readers: int) -> dict[str, Any]:
-    """Park ``readers`` reads behind a reserved, unwritten height; RSS with them parked,
-    then the time from the write until every one of them is answered."""
+    """Park ``readers`` reads behind a reserved, unwritten height above the watermark;
+    RSS with them parked, then the time from the write (and watermark) until every one
+    of them is answered."""
     connector = aiohttp.TCPConnector(limit=0)
     timeout = aiohttp.ClientTimeout(total=600)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
@@ -135,6 +140,8 @@ async def blocked_readers(server: Server, readers: int) -> dict[str, Any]:
         begin = time.monotonic()
         await _post(session, server.url + "/v1/write", {"key": KEY, "height": height,
                                                         "value": "released"})
+        await _post(session, server.url + "/v1/advance-watermark",
+                    {"key": KEY, "height": height})
         answers = await asyncio.gather(*tasks)
         release = time.monotonic() - begin
     return {"blocked_readers": waiting, "rss_mb_idle": idle, "rss_mb_with_readers": rss,
@@ -142,27 +149,42 @@ async def blocked_readers(server: Server, readers: int) -> dict[str, Any]:
             "answered": sum(1 for a in answers if a.get("value") == "released")}
 
 
-async def run(workdir: Path, runs: int = 3, seconds: float = 5.0, concurrency: int = 16,
-              readers: int = 10_000) -> dict[str, Any]:
-    shard_rates, noop_rates = [], []
+async def run(workdir: Path, runs: int = 3, seconds: float = 5.0, readers: int = 10_000
+              ) -> dict[str, Any]:
+    shard_rates, noop_rates, memory_rates = [], [], []
     os.makedirs(workdir, exist_ok=True)
     noop = noop_server(workdir)
     shard = shard_server(workdir, "shard-cycles")
+    # Diagnostic: the same server with its data directory in RAM (/dev/shm), where fsync
+    # costs nothing; the gap to the disk figure is what durability costs.
+    shm = Path("/dev/shm")
+    in_memory = shard_server(workdir, f"shard-cycles-{os.getpid()}", shm) \
+        if HAVE_SHM else None
     try:
         for run_index in range(runs):
-            s = await cycles(shard, seconds, concurrency, start=1 + run_index * 10_000_000)
-            n = await cycles(noop, seconds, concurrency, start=1)
+            s = await cycles(shard, seconds, start=1 + run_index * 10_000_000)
+            n = await cycles(noop, seconds, start=1)
+            m = await cycles(in_memory, seconds, start=1 + run_index * 10_000_000) \
+                if in_memory else 0.0
             shard_rates.append(s)
             noop_rates.append(n)
+            memory_rates.append(m)
             progress(f"    server run {run_index + 1}/{runs}: shard {s:.0f} cycles/s, "
-                     f"no-op {n:.0f} cycles/s, ratio {s / n:.2f}")
+                     f"no-op {n:.0f} cycles/s, ratio {s / n:.2f}; data in RAM {m:.0f}")
     finally:
         noop.stop()
         shard.stop()
+        if in_memory:
+            in_memory.stop()
+            shutil.rmtree(shm / f"shard-cycles-{os.getpid()}", ignore_errors=True)
     result: dict[str, Any] = {
-        "concurrency": concurrency, "seconds_per_run": seconds,
+        "cycle": "reserve, write, advance-watermark, read (sequential)",
+        "seconds_per_run": seconds,
         "cycles_per_second": stats.summarize(shard_rates),
         "noop_cycles_per_second": stats.summarize(noop_rates),
+        "ram_data_dir_cycles_per_second": stats.summarize(memory_rates) if in_memory else None,
+        "ram_data_dir_ratio": stats.summarize(stats.ratios(memory_rates, noop_rates))
+        if in_memory else None,
         "ratio": stats.summarize(stats.ratios(shard_rates, noop_rates))}
     blocked = shard_server(workdir, "shard-readers")
     try:
