@@ -38,6 +38,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--start-calls", type=int, default=200)
     parser.add_argument("--readers", type=int, default=10_000)
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
+    parser.add_argument("--logs", type=Path, default=None,
+                        help="keep the operators' logs here (default: removed with the run)")
     parser.add_argument("--merge", action="store_true",
                         help="keep the other scenarios' figures of OUT/latest.json and replace "
                              "only those run now (their environment is recorded as well)")
@@ -61,7 +63,7 @@ async def run(args: argparse.Namespace, cluster: Any, workdir: Path) -> dict[str
     wanted = set(args.scenarios.split(","))
     sizes = [int(n) for n in args.sizes.split(",") if n]
     concurrencies = [int(c) for c in args.concurrencies.split(",") if c]
-    log_dir = workdir / "logs"
+    log_dir = args.logs or workdir / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     api = KubeHttp(cluster.kubeconfig)
     kube = Kube(await load_config(pool_size=max(concurrencies) + 8))
@@ -111,6 +113,7 @@ async def run(args: argparse.Namespace, cluster: Any, workdir: Path) -> dict[str
                 times["operator_before"] = {}
             memory: dict[str, dict[str, list[float]]] = {}
             cpu: dict[str, dict[str, list[float]]] = {"operator": {}, "operator_before": {}}
+            writes: dict[str, list[float]] = {}  # the operator's own count, per converge
             for n in sizes:
                 reps = args.runs if n < 5000 else args.runs_large
                 for rep in range(reps):
@@ -123,6 +126,7 @@ async def run(args: argparse.Namespace, cluster: Any, workdir: Path) -> dict[str
                         figures, live = value
                         times["operator"].setdefault(str(n), []).append(figures["seconds"])
                         cpu["operator"].setdefault(str(n), []).append(figures["cpu_seconds"])
+                        writes.setdefault(str(n), []).append(figures["writes"])
                         mem = memory.setdefault(str(n), {"peak": [], "steady": []})
                         mem["peak"].append(figures["peak_mb"])
                         mem["steady"].append(figures["steady_mb"])
@@ -166,10 +170,13 @@ async def run(args: argparse.Namespace, cluster: Any, workdir: Path) -> dict[str
             results["converge_ratios"] = {
                 str(n): {f"operator/{base}": stats.summarize(stats.ratios(
                     times["operator"].get(str(n), []), times[base].get(str(n), [])))
-                    for base in ("raw", "statefulset", "operator_before")} for n in sizes}
+                    for base in ("raw", "statefulset", "operator_before") if base in times}
+                for n in sizes}
             results["operator_cpu_seconds"] = {
                 system: {n: stats.summarize(v) for n, v in by_n.items()}
                 for system, by_n in cpu.items() if by_n}
+            results["operator_writes_per_converge"] = {
+                n: stats.summarize(v) for n, v in writes.items()}
             results["memory"] = {n: {"peak_mb": max(m["peak"]),
                                      "steady_mb": statistics.median(m["steady"])}
                                  for n, m in memory.items() if m["peak"]}
