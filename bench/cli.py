@@ -114,6 +114,7 @@ async def run(args: argparse.Namespace, cluster: Any, workdir: Path) -> dict[str
             memory: dict[str, dict[str, list[float]]] = {}
             cpu: dict[str, dict[str, list[float]]] = {"operator": {}, "operator_before": {}}
             writes: dict[str, list[float]] = {}  # the operator's own count, per converge
+            anatomy: dict[str, list[dict[str, float]]] = {}  # passes and API time, per run
             for n in sizes:
                 reps = args.runs if n < 5000 else args.runs_large
                 for rep in range(reps):
@@ -127,6 +128,7 @@ async def run(args: argparse.Namespace, cluster: Any, workdir: Path) -> dict[str
                         times["operator"].setdefault(str(n), []).append(figures["seconds"])
                         cpu["operator"].setdefault(str(n), []).append(figures["cpu_seconds"])
                         writes.setdefault(str(n), []).append(figures["writes"])
+                        anatomy.setdefault(str(n), []).append(figures["anatomy"])
                         mem = memory.setdefault(str(n), {"peak": [], "steady": []})
                         mem["peak"].append(figures["peak_mb"])
                         mem["steady"].append(figures["steady_mb"])
@@ -177,6 +179,7 @@ async def run(args: argparse.Namespace, cluster: Any, workdir: Path) -> dict[str
                 for system, by_n in cpu.items() if by_n}
             results["operator_writes_per_converge"] = {
                 n: stats.summarize(v) for n, v in writes.items()}
+            results["operator_anatomy"] = anatomy
             results["memory"] = {n: {"peak_mb": max(m["peak"]),
                                      "steady_mb": statistics.median(m["steady"])}
                                  for n, m in memory.items() if m["peak"]}

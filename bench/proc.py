@@ -100,6 +100,28 @@ class Operator:
         for operator in list(cls.running):
             operator.stop()
 
+    def anatomy(self) -> dict[str, float]:
+        """Reconcile passes and API requests so far, from the operator's own metrics:
+        passes, failed passes, seconds in passes, and requests / seconds by kind+verb."""
+        out: dict[str, float] = {}
+        for line in self.metrics().splitlines():
+            if line.startswith("#") or " " not in line:
+                continue
+            name, value = line.rsplit(" ", 1)
+            metric = name.split("{", 1)[0]
+            if metric in ("shard_operator_reconciles_total",
+                          "shard_operator_reconcile_errors_total",
+                          "shard_operator_reconcile_duration_seconds_sum"):
+                out[metric.removeprefix("shard_operator_")] = float(value)
+            elif metric in ("shard_operator_api_request_duration_seconds_count",
+                            "shard_operator_api_request_duration_seconds_sum"):
+                labels = dict(part.split("=", 1) for part in
+                              name.split("{", 1)[1].rstrip("}").split(","))
+                what = f"{labels['kind'].strip(chr(34))} {labels['verb'].strip(chr(34))}"
+                suffix = "requests" if metric.endswith("_count") else "seconds"
+                out[f"{what} {suffix}"] = out.get(f"{what} {suffix}", 0.0) + float(value)
+        return out
+
     def stop(self) -> None:
         Operator.running.discard(self)
         if self.process is not None and self.process.poll() is None:

@@ -111,7 +111,7 @@ async def operator(ctx: Context, n: int, *, keep: bool = False, timeout: float =
     await asyncio.sleep(2.0)
     steady, peak = rss_mb(op.pid)
     result = {"seconds": seconds, "cpu_seconds": cpu, "peak_mb": peak, "steady_mb": steady,
-              "keymap_bytes": keys.bytes, "writes": op.writes()}
+              "keymap_bytes": keys.bytes, "writes": op.writes(), "anatomy": op.anatomy()}
     live = Live(ns, op, watching, pods, keys, sset, n)
     if keep:
         return result, live
