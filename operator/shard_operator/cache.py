@@ -178,6 +178,22 @@ class Cache:
     sets_by_node: dict[tuple[str, str], set[str]] = field(
         default_factory=lambda: defaultdict(set))
     versions: dict[tuple[str, str, str], tuple[str, int]] = field(default_factory=dict)
+    # Objects the start-up listing found that no watch event has delivered yet; the
+    # controller waits for this to empty before its first pass (None: not waiting).
+    pending: set[tuple[str, str, str]] | None = None
+
+    def expect(self, objects: set[tuple[str, str, str]]) -> None:
+        """Wait for these ``(kind, namespace, name)`` before the cache counts as synced."""
+        self.pending = {o for o in objects
+                        if o[1] not in self.objects[o[0]] or o[2] not in self.objects[o[0]][o[1]]}
+
+    @property
+    def synced(self) -> bool:
+        return self.pending is not None and not self.pending
+
+    def forget_pending(self, kind: str, namespace: str, name: str) -> None:
+        if self.pending is not None:
+            self.pending.discard((kind, namespace, name))
 
     @staticmethod
     def relevant(kind: str, name: str) -> bool:
@@ -210,6 +226,7 @@ class Cache:
         still in flight from before such a write must not roll the cache back (a stale
         view would trigger the same write again)."""
         meta = body["metadata"]
+        self.forget_pending(kind, namespace, meta["name"])
         previous = self.objects[kind][namespace].get(meta["name"])
         version = _version(meta)
         known = self.versions.get((kind, namespace, meta["name"]))
@@ -226,12 +243,16 @@ class Cache:
 
     def remove(self, kind: str, namespace: str, name: str, uid: str | None = None) -> None:
         """Forget an object; with ``uid``, only that incarnation of it."""
+        self.forget_pending(kind, namespace, name)
         current = self.objects[kind][namespace].get(name)
         if current is None or (uid is not None and current.uid != uid):
             return
         self._unindex(kind, namespace, current)
         del self.objects[kind][namespace][name]
         self.versions.pop((kind, namespace, name), None)
+
+    def size(self) -> int:
+        return sum(len(names) for kinds in self.objects.values() for names in kinds.values())
 
     def get(self, kind: str, namespace: str, name: str) -> Any:
         return self.objects[kind][namespace].get(name)

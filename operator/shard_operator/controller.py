@@ -120,7 +120,16 @@ class Controller:
 
     # ----- running ---------------------------------------------------------------------
 
-    def start(self) -> None:
+    def start(self, wait_for_sync: bool = True) -> None:
+        """Start the workers; with ``wait_for_sync`` they begin once the cache is synced
+        (see ``Cache.expect``)."""
+        self._synced = asyncio.Event()
+
+        async def sync() -> None:
+            if wait_for_sync:
+                await self.wait_until_synced()
+            self._synced.set()
+        self._tasks.append(asyncio.create_task(sync(), name="sync"))
         for index in range(self.workers):
             self._tasks.append(asyncio.create_task(self._worker(), name=f"reconcile-{index}"))
         self._tasks.append(asyncio.create_task(self._resync(), name="resync"))
@@ -142,7 +151,29 @@ class Controller:
             for key in self.cache.nodes():
                 self.queue.add(key)
 
+    async def wait_until_synced(self, check_after: float = 5.0) -> None:
+        """Hold the first pass until every object listed at start-up has come through the
+        watches, so that it never acts on a partial view (it would drop keys from the key
+        map, or rewrite statuses). A listed object that makes no progress for
+        ``check_after`` seconds is looked up: if it was deleted before the watches began,
+        no event will ever come for it."""
+        waited, last = 0.0, -1
+        while not self.cache.synced:
+            left = len(self.cache.pending or ())
+            waited = waited + 0.5 if left == last else 0.0
+            last = left
+            if waited >= check_after and self.cache.pending:
+                for kind, namespace, name in list(self.cache.pending):
+                    if not await self.kube.exists(kind, namespace, name):
+                        self.cache.forget_pending(kind, namespace, name)
+                waited = 0.0
+            await asyncio.sleep(0.5)
+        log.info("cache synced: %d objects", self.cache.size())
+        for key in self.cache.nodes():
+            self.queue.add(key)
+
     async def _worker(self) -> None:
+        await self._synced.wait()
         while True:
             key = await self.queue.get()
             started = time.monotonic()

@@ -39,6 +39,7 @@ class Runtime:
     cache = Cache()
     controller: Controller | None = None
     kube: Kube | None = None
+    namespaces: list[str] | None = None  # None: every namespace
 
 
 RESOURCES: dict[str, tuple[str, str, str]] = {
@@ -58,13 +59,27 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.persistence.diffbase_storage = NoDiffBase()
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
-    # No worker limit: kopf runs one worker per object, and until every initial listing
-    # is indexed those workers wait; a limit below the number of objects deadlocks a
-    # restart (tests/reliability/test_crash_consistency.py found it at 300 shards).
+    # No worker limit: kopf runs one worker per object; a limit below the number of
+    # objects held back events behind the initial listing (a restart at 300 shards
+    # deadlocked, found by tests/reliability/test_crash_consistency.py).
     settings.batching.worker_limit = None
     Runtime.kube = Kube(await load_config())
+    Runtime.cache.expect(await initial_listing(Runtime.kube, Runtime.namespaces))
     Runtime.controller = Controller(Runtime.kube, Runtime.cache)
     Runtime.controller.start()
+
+
+async def initial_listing(kube: Kube, namespaces: list[str] | None
+                          ) -> set[tuple[str, str, str]]:
+    """What exists now: the controller's first pass waits until the watches have
+    delivered all of it (kopf's own index gating does the same, but costs O(n²) at
+    start-up: 10,000 shards took minutes)."""
+    found: set[tuple[str, str, str]] = set()
+    for kind in RESOURCES:
+        for namespace in namespaces or [None]:
+            found.update((kind, ns, name) for ns, name in await kube.list_names(kind, namespace)
+                         if Cache.relevant(kind, name))
+    return found
 
 
 @kopf.on.cleanup()
@@ -81,22 +96,16 @@ def _register(kind: str) -> None:
     def relevant(name: str, **_: Any) -> bool:
         return Cache.relevant(kind, name)
 
-    # Indexing handlers run before every other handler, and kopf holds the others back
-    # until every index has seen its initial listing: the first reconcile starts from a
-    # complete cache. The returned None keeps kopf's own index empty.
-    # Both handlers are coroutines on purpose: kopf runs plain functions in a thread
-    # pool, and the cache and the work queue belong to the event loop's thread.
-    @kopf.index(group, version, plural, when=relevant, id=f"cache-{kind}")
-    async def cache_object(body: kopf.Body, namespace: str, **_: Any) -> None:
-        Runtime.cache.put(kind, namespace, dict(body))
-        return None
-
-    @kopf.on.event(group, version, plural, when=relevant, id=f"enqueue-{kind}")
-    async def enqueue(event: dict[str, Any], body: kopf.Body, name: str, namespace: str,
-                      **_: Any) -> None:
+    # The handler is a coroutine on purpose: kopf runs plain functions in a thread pool,
+    # and the cache and the work queue belong to the event loop's thread.
+    @kopf.on.event(group, version, plural, when=relevant, id=f"watch-{kind}")
+    async def watch(event: dict[str, Any], body: kopf.Body, name: str, namespace: str,
+                    **_: Any) -> None:
         node_id = Runtime.cache.node_of(kind, namespace, name, dict(body))
         if event.get("type") == "DELETED":
             Runtime.cache.remove(kind, namespace, name, uid=body.get("metadata", {}).get("uid"))
+        else:
+            Runtime.cache.put(kind, namespace, dict(body))
         if Runtime.controller is not None:
             Runtime.controller.enqueue(namespace, node_id)
 

@@ -82,6 +82,48 @@ class Kube:
             raise ApiError(status, str(body.get("reason", "")), str(body.get("message", text)))
         return body
 
+    # ----- reads ------------------------------------------------------------------------
+
+    async def list_names(self, kind: str, namespace: str | None, page: int = 500
+                         ) -> list[tuple[str, str]]:
+        """``(namespace, name)`` of every object of ``kind`` (all namespaces if None),
+        read page by page."""
+        if kind in PLURALS:
+            args: tuple[Any, ...] = (GROUP, VERSION, PLURALS[kind])
+            method = (self.custom.list_cluster_custom_object if namespace is None
+                      else self.custom.list_namespaced_custom_object)
+            if namespace is not None:
+                args = (GROUP, VERSION, namespace, PLURALS[kind])
+        else:
+            lower = {"Pod": "pod", "Service": "service", "ConfigMap": "config_map"}[kind]
+            if namespace is None:
+                method, args = getattr(self.core, f"list_{lower}_for_all_namespaces"), ()
+            else:
+                method, args = getattr(self.core, f"list_namespaced_{lower}"), (namespace,)
+        names: list[tuple[str, str]] = []
+        token = ""
+        while True:
+            extra = {"_continue": token} if token else {}
+            result = await self._call(method, *args, limit=page, **extra)
+            names.extend((item["metadata"]["namespace"], item["metadata"]["name"])
+                         for item in result.get("items", []))
+            token = (result.get("metadata") or {}).get("continue") or ""
+            if not token:
+                return names
+
+    async def exists(self, kind: str, namespace: str, name: str) -> bool:
+        try:
+            if kind in PLURALS:
+                await self.get_custom(kind, namespace, name)
+            else:
+                lower = {"Pod": "pod", "Service": "service", "ConfigMap": "config_map"}[kind]
+                await self._call(getattr(self.core, f"read_namespaced_{lower}"), name, namespace)
+        except ApiError as error:
+            if error.not_found:
+                return False
+            raise
+        return True
+
     # ----- custom resources ------------------------------------------------------------
 
     async def get_custom(self, kind: str, namespace: str, name: str) -> dict[str, Any]:

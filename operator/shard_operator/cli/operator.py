@@ -92,7 +92,7 @@ def run(namespaces: tuple[str, ...], all_namespaces: bool, peering: str | None,
     """Run the operator until interrupted (honours KUBECONFIG)."""
     import kopf
 
-    from .. import handlers  # noqa: F401  (registers the kopf handlers)
+    from .. import handlers  # registers the kopf handlers
     from ..kube import Kube
     from ..logs import configure_logging
     from ..metrics import instrument
@@ -103,6 +103,7 @@ def run(namespaces: tuple[str, ...], all_namespaces: bool, peering: str | None,
                    err=True)
         sys.exit(2)
     prio = parse_priority(priority)
+    handlers.Runtime.namespaces = None if all_namespaces else list(namespaces)
     instrument(Kube)
     if metrics_port:
         from prometheus_client import start_http_server
