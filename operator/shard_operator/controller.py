@@ -151,22 +151,26 @@ class Controller:
             for key in self.cache.nodes():
                 self.queue.add(key)
 
-    async def wait_until_synced(self, check_after: float = 5.0) -> None:
+    async def wait_until_synced(self, check_after: float = 5.0, sample: int = 50) -> None:
         """Hold the first pass until every object listed at start-up has come through the
         watches, so that it never acts on a partial view (it would drop keys from the key
-        map, or rewrite statuses). A listed object that makes no progress for
-        ``check_after`` seconds is looked up: if it was deleted before the watches began,
-        no event will ever come for it."""
-        waited, last = 0.0, -1
+        map, or rewrite statuses).
+
+        An object deleted between that listing and kopf's own never arrives: when no
+        event has come for ``check_after`` seconds, up to ``sample`` of the missing
+        objects are looked up and the deleted ones forgotten, with the pause doubling up
+        to a minute (a standby replica, whose watches kopf keeps paused, waits here at the
+        cost of a few reads a minute)."""
+        stalled, last, pause = 0.0, -1, check_after
         while not self.cache.synced:
             left = len(self.cache.pending or ())
-            waited = waited + 0.5 if left == last else 0.0
+            stalled = stalled + 0.5 if left == last else 0.0
             last = left
-            if waited >= check_after and self.cache.pending:
-                for kind, namespace, name in list(self.cache.pending):
+            if stalled >= pause and left:
+                for kind, namespace, name in list(self.cache.pending or ())[:sample]:
                     if not await self.kube.exists(kind, namespace, name):
                         self.cache.forget_pending(kind, namespace, name)
-                waited = 0.0
+                stalled, pause = 0.0, min(pause * 2, 60.0)
             await asyncio.sleep(0.5)
         log.info("cache synced: %d objects", self.cache.size())
         for key in self.cache.nodes():
