@@ -15,7 +15,14 @@ from typing import Any
 from kubernetes_asyncio import watch
 
 from . import keymap, render
-from .constants import GROUP, ORIGIN_STARTED, SHARD_PORT, SHARDS, VERSION
+from .constants import (
+    GROUP,
+    INITIAL_VALUE_MAX_BYTES,
+    ORIGIN_STARTED,
+    SHARD_PORT,
+    SHARDS,
+    VERSION,
+)
 from .errors import (
     AlreadyStarted,
     HashCollision,
@@ -69,9 +76,12 @@ def _json_value(value: Any) -> None:
     if value is None or value is NULL:
         return
     try:
-        json.dumps(value, allow_nan=False)
+        size = len(json.dumps(value, allow_nan=False, separators=(",", ":")).encode())
     except (TypeError, ValueError) as error:
         raise InvalidInput(f"the initial value is not JSON: {error}") from None
+    if size > INITIAL_VALUE_MAX_BYTES:
+        raise InvalidInput(f"the initial value is {size} bytes of JSON, over the "
+                           f"{INITIAL_VALUE_MAX_BYTES}-byte limit")
 
 
 async def _find_shardset(kube: Kube, namespace: str, node_id: str) -> dict[str, Any]:

@@ -23,5 +23,8 @@ KEY_MAP_PREFIX = "shard-key-map-"
 KEY_MAP_FORMAT = "shards.anoma.net/key-map/v1"
 # ConfigMaps are capped at 1 MiB of data; keep a margin for metadata.
 KEY_MAP_MAX_BYTES = 1_000_000
+# An initial value travels in its Shard and in its Pod's environment: bounded so that
+# neither nears the API server's object limits (compact JSON, UTF-8 bytes).
+INITIAL_VALUE_MAX_BYTES = 65_536
 
 DEFAULT_IMAGE = "ghcr.io/anoma/shard-server:0.1.0"

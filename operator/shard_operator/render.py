@@ -13,6 +13,7 @@ from .constants import (
     ANNOTATION_TEMPLATE_HASH,
     API_VERSION,
     DEFAULT_IMAGE,
+    INITIAL_VALUE_MAX_BYTES,
     LABEL_MANAGED_BY,
     LABEL_NAME,
     LABEL_NODE_ID,
@@ -164,6 +165,11 @@ def key_map(name: str, namespace: str, data: dict[str, str], owner: dict[str, An
     }
 
 
+def value_size(value: Any) -> int:
+    """Bytes of an initial value as compact JSON."""
+    return len(json.dumps(value, separators=(",", ":")).encode())
+
+
 def schema_shards(shardset: dict[str, Any], namespace: str
                   ) -> tuple[dict[str, tuple[Key, dict[str, Any]]], list[str]]:
     """The Shards a ShardSet's schema asks for: name → (key, Shard body), and problems.
@@ -184,6 +190,12 @@ def schema_shards(shardset: dict[str, Any], namespace: str
             key = decode_segments(entry.get("key") or [], encoding)
         except InvalidKey as error:
             problems.append(f"spec.schema[{index}]: {error}")
+            continue
+        if "initialValue" in entry and (size := value_size(entry["initialValue"])) > (
+                INITIAL_VALUE_MAX_BYTES):
+            problems.append(f"spec.schema[{index}]: the initialValue of key {key_to_json(key)} "
+                            f"is {size} bytes of JSON, over the {INITIAL_VALUE_MAX_BYTES}-byte "
+                            "limit; the shard is not started")
             continue
         name = shard_name(node_id, key)
         if name in wanted:

@@ -135,6 +135,19 @@ def test_schema_shards_reports_cross_encoding_duplicates_and_collisions(monkeypa
     assert len(wanted) == 1 and problems
 
 
+def test_schema_shards_refuses_initial_values_over_the_limit() -> None:
+    nested = {f"f{i}": "x" * 1000 for i in range(70)}  # within every top-level bound
+    owner = {"metadata": {"name": "s", "namespace": "ns", "uid": "u"},
+             "spec": {"nodeId": "n", "schema": [
+                 {"key": ["a"], "initialValue": nested},
+                 {"key": ["b"], "initialValue": {"f": "x" * 65_520}}]}}
+    wanted, problems = render.schema_shards(owner, "ns")
+    assert [key for key, _ in wanted.values()] == [(b"b",)]  # 65,529 bytes: fits
+    assert problems == [f"spec.schema[0]: the initialValue of key [\"a\"] is "
+                        f"{render.value_size(nested)} bytes of JSON, over the 65536-byte "
+                        "limit; the shard is not started"]
+
+
 def test_conditions_keep_transition_time_unless_status_changes() -> None:
     old = [{"type": "Ready", "status": "False", "reason": "X", "message": "",
             "lastTransitionTime": "2020-01-01T00:00:00Z"}]
