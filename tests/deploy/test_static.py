@@ -173,15 +173,19 @@ def test_json_logs_cover_kopf_loggers(capsys: pytest.CaptureFixture[str]) -> Non
         root.handlers[0].setStream(stream)  # type: ignore[attr-defined]
         # as kopf's ObjectLogger logs: its settings object and a skip flag ride along
         import kopf
-        logging.getLogger("kopf.objects").info(
-            "Handler succeeded.", extra={"k8s_ref": {"name": "x"}, "k8s_skip": False,
-                                         "settings": kopf.OperatorSettings()})
+        extra = {"k8s_ref": {"name": "x"}, "k8s_skip": False,
+                 "settings": kopf.OperatorSettings()}
+        objects = logging.getLogger("kopf.objects")
+        # kopf's per-event success lines are off by default (one per watch event)...
+        objects.info("Handler succeeded.", extra=extra)
+        # ...its per-object warnings and errors are kept.
+        objects.warning("Handler failed temporarily.", extra=extra)
         logging.getLogger("shard_operator.controller").warning("a %s", "warning")
         lines = [json.loads(line) for line in stream.getvalue().splitlines()]
     finally:
         root.handlers[:], _ = saved[0], root.setLevel(saved[1])
     assert [(r["logger"], r["level"], r["message"]) for r in lines] == [
-        ("kopf.objects", "INFO", "Handler succeeded."),
+        ("kopf.objects", "WARNING", "Handler failed temporarily."),
         ("shard_operator.controller", "WARNING", "a warning")]
     assert lines[0]["k8s_ref"] == {"name": "x"} and "time" in lines[0]
     assert "settings" not in lines[0]
