@@ -111,7 +111,7 @@ def markdown(doc: dict[str, Any]) -> str:
     server = results.get("server")
     if server:
         figures += [
-            ("7 shard server reserve+write+read cycles/s",
+            ("7 shard server reserve+write+advance-watermark+read cycles/s",
              _spread(server.get("cycles_per_second"))),
             ("7 no-op aiohttp cycles/s (same client)",
              _spread(server.get("noop_cycles_per_second"))),
