@@ -9,6 +9,7 @@ import base64
 import contextlib
 import json
 import ssl
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -44,8 +45,10 @@ class KubeHttp:
     async def request(self, method: str, path: str, body: Any = None,
                       content_type: str = "application/json") -> tuple[int, Any]:
         data = json.dumps(body) if body is not None else None
+        timeout = aiohttp.ClientTimeout(total=None, sock_read=600)  # big listings are slow
         async with self.session.request(method, self.server + path, data=data,
-                                        headers={"Content-Type": content_type}) as response:
+                                        headers={"Content-Type": content_type},
+                                        timeout=timeout) as response:
             text = await response.text()
             try:
                 return response.status, json.loads(text) if text else {}
@@ -67,35 +70,42 @@ class KubeHttp:
         """List then watch ``path`` (a collection), calling ``on_event(type, obj)`` for the
         listing (as ADDED) and every change, until ``stop`` is set."""
         while not stop.is_set():
-            listing = await self.get(path)
-            for item in listing.get("items", []):
-                on_event("ADDED", item)
-            version = listing["metadata"]["resourceVersion"]
-            sep = "&" if "?" in path else "?"
-            url = (f"{self.server}{path}{sep}watch=1&resourceVersion={version}"
-                   "&allowWatchBookmarks=true&timeoutSeconds=900")
-            gone = False
             try:
-                async with self.session.get(url, timeout=aiohttp.ClientTimeout(
-                        total=None, sock_read=None)) as response:
-                    buffer = b""
-                    async for chunk in response.content.iter_any():
-                        buffer += chunk
-                        while b"\n" in buffer:
-                            line, buffer = buffer.split(b"\n", 1)
-                            if not line.strip():
-                                continue
-                            event = json.loads(line)
-                            kind, obj = event["type"], event["object"]
-                            if kind == "ERROR":
-                                gone = True
-                                break
-                            if kind != "BOOKMARK":
-                                on_event(kind, obj)
-                        if gone or stop.is_set():
-                            break
-            except (TimeoutError, aiohttp.ClientError):
+                await self._list_and_watch(path, on_event, stop)
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # a failed re-list must not end the watch
+                print(f"watch {path}: {type(error).__name__}: {error}; re-listing",
+                      file=sys.stderr, flush=True)
                 await asyncio.sleep(0.5)
+
+    async def _list_and_watch(self, path: str,
+                              on_event: Callable[[str, dict[str, Any]], None],
+                              stop: asyncio.Event) -> None:
+        listing = await self.get(path)
+        for item in listing.get("items", []):
+            on_event("ADDED", item)
+        version = listing["metadata"]["resourceVersion"]
+        sep = "&" if "?" in path else "?"
+        url = (f"{self.server}{path}{sep}watch=1&resourceVersion={version}"
+               "&allowWatchBookmarks=true&timeoutSeconds=900")
+        async with self.session.get(url, timeout=aiohttp.ClientTimeout(
+                total=None, sock_read=None)) as response:
+            buffer = b""
+            async for chunk in response.content.iter_any():
+                buffer += chunk
+                while b"\n" in buffer:
+                    line, buffer = buffer.split(b"\n", 1)
+                    if not line.strip():
+                        continue
+                    event = json.loads(line)
+                    kind, obj = event["type"], event["object"]
+                    if kind == "ERROR":  # e.g. 410 Gone: re-list
+                        return
+                    if kind != "BOOKMARK":
+                        on_event(kind, obj)
+                if stop.is_set():
+                    return
 
 
 def pod_ready(pod: dict[str, Any]) -> bool:
