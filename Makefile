@@ -37,7 +37,7 @@ cluster-status: venv ## Health of each control plane component
 	$(BIN)/localcluster status
 
 lint: venv ## ruff over the code and tests
-	$(BIN)/ruff check operator cluster tests
+	$(BIN)/ruff check operator cluster tests bench
 
 test-unit: venv ## Fast tests that need no cluster
 	$(BIN)/pytest -m "not cluster" $(PYTEST_ARGS)
