@@ -20,8 +20,9 @@ log = logging.getLogger("shard_operator")
 
 class NoDiffBase(kopf.DiffBaseStorage):
     """kopf's diff base is only read by change handlers, and this operator has none; the
-    default storage still deep-copies every object on every watch event (profiled: about
-    a fifth of the operator's CPU while converging 1,000 shards). Build nothing instead."""
+    default storage still deep-copies every object on every watch event (measured alone:
+    0.59 ms per Pod event; converging 1,000 shards about 12 % faster without it, see
+    docs/performance.md). Build nothing instead."""
 
     def build(self, *, body: kopf.Body, extra_fields: Any = None) -> Any:
         return {}
