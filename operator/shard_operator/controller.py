@@ -93,6 +93,7 @@ class ShardOutcome:
     error: str = ""  # why its Pod or Service could not be made
     outdated: bool = False
     replacement: dict[str, Any] | None = None  # the Pod to roll to, when outdated
+    pod_event_due: bool = False  # its Pod was just created: a watch event brings a new pass
 
 
 @dataclass
@@ -316,6 +317,7 @@ class Controller:
         pod = self.cache.get("Pod", namespace, shard.name)
         if pod is None:
             pod = await self._create_core(desired_pod, run, outcome)
+            outcome.pod_event_due = not outcome.error
         elif not pod.deleting:
             patch = _metadata_patch(pod, desired_pod, shard.uid)
             if patch:
@@ -389,9 +391,16 @@ class Controller:
 
     async def _write_shard_statuses(self, namespace: str, shards: list[ShardView], run: Pass
                                     ) -> None:
-        """Patch the status of each Shard whose status differs from what was observed."""
+        """Patch the status of each Shard whose status differs from what was observed.
+
+        A Shard whose Pod this pass has just created is left for the pass its Pod's
+        watch events bring: its status would say "Pending" only to be rewritten a moment
+        later (at 1,000 shards that is 1,000 writes saved while converging)."""
         calls = []
         for shard in shards:
+            outcome = run.outcomes.get(shard.name)
+            if outcome is not None and outcome.pod_event_due:
+                continue
             status = _shard_status(shard, run, namespace)
             if _status_differs(shard.status, status):
                 status["conditions"] = conditions.merge(shard.status.get("conditions"),
