@@ -48,8 +48,8 @@ def test_sigkill_at_random_moments_converges_every_round(kubectl, crds, namespac
                 services = [f"service/{n}" for n in _names(kubectl, victims[8:])]
                 kubectl("delete", *pods, *services, "--wait=false", check=False)
             op.start()
-            # Kill windows sized to the operator's speed: a round converges in 1–3 s
-            # (start-up included), the first, creating all 300 shards, in about 7–9 s.
+            # Kill windows sized to the operator's speed: a round converges in 1-3 s
+            # (start-up included), the first, creating all 300 shards, in about 7-9 s.
             delay = rng.uniform(0.3, 2.0 if round_ else 4.0)
             time.sleep(delay)
             kill_delays.append(delay)
