@@ -162,14 +162,33 @@ def _raw_bodies(ns: str, n: int) -> list[tuple[dict[str, Any], dict[str, Any]]]:
     return out
 
 
-async def raw(ctx: Context, n: int, concurrency: int, timeout: float = 1800.0
-              ) -> dict[str, Any]:
-    ns = await ctx.namespace(f"raw{n}")
-    bodies = _raw_bodies(ns, n)
+async def _watch_pods(ctx: Context, ns: str) -> tuple[PodTracker, Watching]:
+    """A watch of the namespace's pods, given a moment to start before any create."""
     pods = PodTracker()
     watching = Watching(ctx.api)
     watching.add(f"/api/v1/namespaces/{ns}/pods", pods.on_event)
     await asyncio.sleep(0.5)
+    return pods, watching
+
+
+async def _all_ready(ctx: Context, ns: str, pods: PodTracker, watching: Watching, n: int,
+                     timeout: float, started: float) -> dict[str, Any]:
+    """Seconds from ``started`` until ``n`` pods are Ready; then the namespace goes."""
+    try:
+        await _wait(pods, lambda: len(pods.ready) >= n, timeout,
+                    lambda: f"{len(pods.ready)}/{n} pods Ready")
+        seconds = time.monotonic() - started
+    finally:
+        await watching.close()
+    await ctx.delete_namespace(ns)
+    return {"seconds": seconds}
+
+
+async def raw(ctx: Context, n: int, concurrency: int, timeout: float = 1800.0
+              ) -> dict[str, Any]:
+    ns = await ctx.namespace(f"raw{n}")
+    bodies = _raw_bodies(ns, n)
+    pods, watching = await _watch_pods(ctx, ns)
     limit = asyncio.Semaphore(concurrency)
 
     async def one(service: dict[str, Any], pod: dict[str, Any]) -> None:
@@ -185,24 +204,14 @@ async def raw(ctx: Context, n: int, concurrency: int, timeout: float = 1800.0
     await ctx.kube.create({"apiVersion": "v1", "kind": "ConfigMap",
                            "metadata": {"name": key_map_name(NODE_ID), "namespace": ns},
                            "data": data})
-    try:
-        await _wait(pods, lambda: len(pods.ready) >= n, timeout,
-                    lambda: f"{len(pods.ready)}/{n} pods Ready")
-        seconds = time.monotonic() - started
-    finally:
-        await watching.close()
-    await ctx.delete_namespace(ns)
-    return {"seconds": seconds}
+    return await _all_ready(ctx, ns, pods, watching, n, timeout, started)
 
 
 # ----- StatefulSet baseline --------------------------------------------------------------
 
 async def statefulset(ctx: Context, n: int, timeout: float = 1800.0) -> dict[str, Any]:
     ns = await ctx.namespace(f"sts{n}")
-    pods = PodTracker()
-    watching = Watching(ctx.api)
-    watching.add(f"/api/v1/namespaces/{ns}/pods", pods.on_event)
-    await asyncio.sleep(0.5)
+    pods, watching = await _watch_pods(ctx, ns)
     spec = copy.deepcopy(render.default_pod_spec())
     spec["containers"][0]["env"] = [{"name": "SHARD_NODE_ID", "value": NODE_ID}]
     labels = {"app": "bench-sts"}
@@ -221,11 +230,4 @@ async def statefulset(ctx: Context, n: int, timeout: float = 1800.0) -> dict[str
                                          sts)
     if status != 201:
         raise RuntimeError(f"creating the StatefulSet: {status} {body}")
-    try:
-        await _wait(pods, lambda: len(pods.ready) >= n, timeout,
-                    lambda: f"{len(pods.ready)}/{n} pods Ready")
-        seconds = time.monotonic() - started
-    finally:
-        await watching.close()
-    await ctx.delete_namespace(ns)
-    return {"seconds": seconds}
+    return await _all_ready(ctx, ns, pods, watching, n, timeout, started)
