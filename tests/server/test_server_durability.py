@@ -17,6 +17,7 @@ from shard_operator.client import (
     ShardError,
     ShardUnavailable,
 )
+from shard_operator.server.journal import JOURNAL_FILE_NAME
 from shard_operator.server.store import STATE_FILE_NAME
 
 pytestmark = pytest.mark.timeout(120)
@@ -142,11 +143,77 @@ async def test_restart_restores_everything_and_ignores_a_new_initial_value(serve
 
 
 def _stopped_server_with_state(servers):
+    """A server stopped cleanly (SIGTERM) after two changes: they are in its snapshot."""
     server = servers.start(["a"], initial=5)
     server.post("/v1/reserve", {"key": ["a"], "height": 2})
     server.post("/v1/write", {"key": ["a"], "height": 2, "value": "two"})
-    server.kill()
+    assert server.terminate() == 0
+    assert (server.data_dir / JOURNAL_FILE_NAME).read_bytes() == b""
     return server, server.data_dir / STATE_FILE_NAME
+
+
+def _killed_server_with_journal(servers):
+    """A server SIGKILLed after three changes: they are only in its journal."""
+    server = servers.start(["a"], initial=5)
+    for path, body in (
+        ("/v1/reserve", {"key": ["a"], "height": 2}),
+        ("/v1/write", {"key": ["a"], "height": 2, "value": "two"}),
+        ("/v1/advance-watermark", {"key": ["a"], "height": 2}),
+    ):
+        assert server.post(path, body)[0] == 200
+    server.kill()
+    return server, server.data_dir / JOURNAL_FILE_NAME
+
+
+def test_journal_holds_the_changes_since_the_snapshot_and_replays_them(servers):
+    server, journal = _killed_server_with_journal(servers)
+    lines = journal.read_bytes().splitlines()
+    records = [json.loads(line.split(b" ", 1)[1]) for line in lines]
+    assert [(r["v"], r["op"], r["h"]) for r in records] == [
+        (1, "reserve", 2), (2, "write", 2), (3, "advance", 2)
+    ]
+    assert records[1]["value"] == "two"
+    server.start()
+    assert "3 journal record(s) replayed" in server.log_text()
+    cell = server.cell()
+    assert cell["watermark"] == 2
+    assert cell["slots"][1] == {"height": 2, "state": "value", "value": "two"}
+    assert journal.read_bytes() == b""  # replayed into a new snapshot
+
+
+@pytest.mark.parametrize("cut", [1, 9, -1], ids=["one-byte", "in-checksum", "no-newline"])
+def test_torn_journal_tail_is_dropped_with_a_warning(servers, cut):
+    server, journal = _killed_server_with_journal(servers)
+    data = journal.read_bytes()
+    last = data.rstrip(b"\n").rfind(b"\n") + 1  # start of the last record (the advance)
+    journal.write_bytes(data[: last + cut] if cut > 0 else data[:cut])
+    server.start()
+    assert "interrupted" in server.log_text()
+    cell = server.cell()
+    assert cell["watermark"] == 0  # the torn advance was never acknowledged
+    assert cell["slots"][1] == {"height": 2, "state": "value", "value": "two"}
+
+
+def test_corrupted_journal_record_refuses_to_start(servers):
+    server, journal = _killed_server_with_journal(servers)
+    data = bytearray(journal.read_bytes())
+    data[data.index(b'"two"') + 1] ^= 0x01  # inside the second of three records
+    journal.write_bytes(bytes(data))
+    _assert_refuses(server, "refusing to start", "corrupted: invalid record", str(journal))
+    assert journal.read_bytes() == bytes(data)
+
+
+def test_journal_that_does_not_follow_the_snapshot_refuses_to_start(servers):
+    server, journal = _killed_server_with_journal(servers)
+    kept = journal.read_bytes().splitlines(keepends=True)
+    journal.write_bytes(b"".join(kept[1:]))  # the reserve is gone: the write cannot apply
+    _assert_refuses(server, "refusing to start", "does not follow state file")
+
+
+def test_journal_without_a_state_file_refuses_to_start(servers):
+    server, _ = _killed_server_with_journal(servers)
+    (server.data_dir / STATE_FILE_NAME).unlink()
+    _assert_refuses(server, "refusing to start", "there is no state file")
 
 
 def _assert_refuses(server, *needles: str, code: int = 3) -> None:

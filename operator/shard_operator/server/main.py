@@ -1,7 +1,8 @@
 """``shard-server``: the command-line entry point of the shard server.
 
 Start-up: read the environment (see :mod:`.config`), lock ``SHARD_DATA_DIR``, restore the
-state file (or create it from ``SHARD_INITIAL_VALUE``), then serve. Exit codes:
+state file and replay its journal (or create the state from ``SHARD_INITIAL_VALUE``), then
+serve. Exit codes:
 
 - 0: stopped by SIGTERM/SIGINT;
 - 1: could not listen, or an unexpected error;
@@ -47,8 +48,14 @@ def restore_state(config: ShardConfig, store: StateStore) -> ShardState:
     """
     payload = store.load()
     if payload is None:
+        orphan = store.load_journal()
+        if orphan.records or orphan.torn_bytes:
+            raise CorruptStateError(
+                f"journal {store.journal_path} holds {len(orphan.records)} change(s) but there "
+                f"is no state file {store.path} for them to follow"
+            )
         state = ShardState.initial(config.node_id, [(config.key, config.initial_value)])
-        store.save(state.to_payload())
+        store.checkpoint(state.to_payload())
         log.info("no state file in %s: starting fresh", store.data_dir)
         return state
     try:
@@ -68,12 +75,37 @@ def restore_state(config: ShardConfig, store: StateStore) -> ShardState:
             f"state file {store.path} holds key(s) {held} (base64 segments), "
             f"but SHARD_KEY is {key_to_base64(config.key)}"
         )
+    snapshot_version = state.version
+    journal = store.load_journal()
+    replayed = 0
+    for record in journal.records:
+        if isinstance(record, dict) and isinstance(record.get("v"), int) \
+                and record["v"] <= snapshot_version:
+            continue  # already in the snapshot (a crash came between checkpoint and truncation)
+        try:
+            state.apply(record)
+        except StateFormatError as exc:
+            raise CorruptStateError(
+                f"journal {store.journal_path} does not follow state file {store.path}: {exc}"
+            ) from exc
+        replayed += 1
+    if journal.torn_bytes:
+        log.warning(
+            "journal %s ends with %d byte(s) of an append that a crash interrupted; they were "
+            "never acknowledged and are dropped",
+            store.journal_path,
+            journal.torn_bytes,
+        )
+    if journal.records or journal.torn_bytes:
+        store.checkpoint(state.to_payload())
     cell = state.cells[config.key]
     log.info(
-        "restored state version %d from %s: watermark %d, %d slot(s) (SHARD_INITIAL_VALUE, "
-        "if set, is ignored)",
+        "restored state version %d from %s (snapshot version %d, %d journal record(s) "
+        "replayed): watermark %d, %d slot(s) (SHARD_INITIAL_VALUE, if set, is ignored)",
         state.version,
         store.path,
+        snapshot_version,
+        replayed,
         cell.watermark,
         sum(1 for _ in cell.slots()),
     )

@@ -44,15 +44,20 @@ class ServerMetrics:
             registry=r,
         )
         self.commits = Counter(
-            "shard_state_commits", "Atomic state file replacements (group commits)", registry=r
+            "shard_state_commits",
+            "Group commits: journal appends, or checkpoints (snapshot replacements)",
+            registry=r,
         )
         self.commit_duration = Histogram(
             "shard_state_commit_duration_seconds",
-            "Time to write, fsync and rename the state file",
+            "Time to append and fsync the journal, or to write a checkpoint",
             registry=r,
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
         )
         self.state_file_bytes = Gauge(
-            "shard_state_file_bytes", "Size of the state file at the last commit", registry=r
+            "shard_state_file_bytes",
+            "After the last commit: the journal's size, or the snapshot's after a checkpoint",
+            registry=r,
         )
         self.persistence_failed = Gauge(
             "shard_persistence_failed",

@@ -14,9 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .cell import Cell, ReadOutcome, ReserveResult
+from .cell import MISSING, Cell, ReadOutcome, ReserveResult
+from .journal import encode_record
 from .keys import Key, KeyEncoding
-from .state import ShardState
+from .state import ChangeOp, ShardState, change_record
 from .store import CommitHook, GroupCommitter, PersistenceFailed, StateStore
 
 log = logging.getLogger(__name__)
@@ -88,28 +89,28 @@ class Shard:
     async def reserve(self, key: Key, height: int) -> ReserveResult:
         result = self.cell(key).reserve(height)
         if result is ReserveResult.OK:
-            self._changed(key)
+            self._changed(key, ChangeOp.RESERVE, height)
         await self._settle()
         return result
 
     async def write(self, key: Key, height: int, value: Any) -> bool:
         applied = self.cell(key).write(height, value)
         if applied:
-            self._changed(key)
+            self._changed(key, ChangeOp.WRITE, height, value)
         await self._settle()
         return applied
 
     async def unreserve(self, key: Key, height: int) -> bool:
         changed = self.cell(key).unreserve(height)
         if changed:
-            self._changed(key)
+            self._changed(key, ChangeOp.UNRESERVE, height)
         await self._settle()
         return changed
 
     async def advance_watermark(self, key: Key, height: int) -> int:
         cell = self.cell(key)
         if cell.advance_watermark(height):
-            self._changed(key)
+            self._changed(key, ChangeOp.ADVANCE, height)
         await self._settle()
         return cell.watermark
 
@@ -162,15 +163,19 @@ class Shard:
             waiters.clear()
 
     async def close(self) -> None:
-        """Wait for the commit in progress."""
+        """Wait for the commit in progress, then write a checkpoint (a clean stop leaves
+        no journal to replay)."""
         if self._committer is not None:
-            await self._committer.close()
+            await self._committer.close(checkpoint=True)
 
     # -- internals -----------------------------------------------------------------------
 
-    def _changed(self, key: Key) -> None:
-        """Count an accepted change and answer the readers it unblocks."""
+    def _changed(self, key: Key, op: ChangeOp, height: int, value: Any = MISSING) -> None:
+        """Count and journal an accepted change, and answer the readers it unblocks."""
         self.state.version += 1
+        if self._committer is not None:
+            record = change_record(self.state.version, op, key, height, value)
+            self._committer.record(self.state.version, encode_record(record))
         cell = self.state.cells[key]
         waiters = self._waiters[key]
         for waiter in list(waiters):

@@ -1,14 +1,16 @@
-"""The state of a shard server (its cells and a change counter) and its snapshot form. Pure."""
+"""The state of a shard server (its cells and a change counter), its snapshot form, and
+the change records the journal holds between snapshots. Pure."""
 
 from __future__ import annotations
 
 import base64
 import binascii
+import enum
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .cell import MISSING, RESERVED, Cell, Slot, SlotState, stored
+from .cell import MISSING, RESERVED, Cell, ReserveResult, Slot, SlotState, stored
 from .keys import Key, KeyEncoding, encode_key, key_to_base64
 
 SNAPSHOT_FORMAT = "shard-operator/shard-state"
@@ -64,6 +66,22 @@ class ShardState:
         except (KeyError, TypeError, ValueError, binascii.Error) as exc:
             raise StateFormatError(f"malformed state payload: {exc!r}") from exc
 
+    # -- change records (what the journal holds between snapshots) --------------------
+
+    def apply(self, record: Any) -> None:
+        """Replay one change record on top of this state.
+
+        The record must be the next change (``version`` one above this state's) and must
+        change the cell exactly as it did when it was accepted; otherwise the journal does
+        not belong to this snapshot and :class:`StateFormatError` says how.
+        """
+        try:
+            _apply(self, record)
+        except StateFormatError:
+            raise
+        except (KeyError, TypeError, ValueError, binascii.Error) as exc:
+            raise StateFormatError(f"malformed change record {record!r}: {exc!r}") from exc
+
     # -- debugging view ----------------------------------------------------------------
 
     def describe(self, encoding: KeyEncoding, waiting: dict[Key, int]) -> dict[str, Any]:
@@ -82,6 +100,58 @@ class ShardState:
                 for key, cell in self.cells.items()
             ],
         }
+
+
+class ChangeOp(enum.StrEnum):
+    """The accepted changes a journal records."""
+
+    RESERVE = "reserve"
+    WRITE = "write"
+    UNRESERVE = "unreserve"
+    ADVANCE = "advance"
+
+
+def change_record(
+    version: int, op: ChangeOp, key: Key, height: int, value: Any = MISSING
+) -> dict[str, Any]:
+    """The journal record of an accepted change that brought the state to ``version``."""
+    record: dict[str, Any] = {"v": version, "op": op.value, "key": key_to_base64(key),
+                              "h": height}
+    if op is ChangeOp.WRITE:
+        record["value"] = value
+    return record
+
+
+def _apply(state: ShardState, record: Any) -> None:
+    if not isinstance(record, dict):
+        raise StateFormatError(f"change record is not a JSON object: {record!r}")
+    version = _int(record["v"], "change version")
+    if version != state.version + 1:
+        raise StateFormatError(
+            f"change record for version {version} does not follow state version {state.version}"
+        )
+    segments = record["key"]
+    if not isinstance(segments, list) or not all(isinstance(s, str) for s in segments):
+        raise StateFormatError("change record key must be a list of base64 strings")
+    key = tuple(base64.b64decode(s, validate=True) for s in segments)
+    cell = state.cells.get(key)
+    if cell is None:
+        raise StateFormatError(f"change record for a key this state does not hold: {segments!r}")
+    op, height = ChangeOp(record["op"]), _int(record["h"], "change height")
+    if op is ChangeOp.RESERVE:
+        applied = cell.reserve(height) is ReserveResult.OK
+    elif op is ChangeOp.WRITE:
+        applied = cell.write(height, record["value"])
+    elif op is ChangeOp.UNRESERVE:
+        applied = cell.unreserve(height)
+    else:
+        applied = cell.advance_watermark(height)
+    if not applied:
+        raise StateFormatError(
+            f"change record {version} ({op.value} at height {height}) does not apply to the "
+            f"state it follows"
+        )
+    state.version = version
 
 
 def _slot_json(height: int, slot: Slot) -> dict[str, Any]:
@@ -131,4 +201,4 @@ def _from_payload(payload: Any) -> ShardState:
     return ShardState(node_id, cells, _int(payload["version"], "version"))
 
 
-__all__ = ["MISSING", "ShardState", "StateFormatError"]
+__all__ = ["MISSING", "ChangeOp", "ShardState", "StateFormatError", "change_record"]

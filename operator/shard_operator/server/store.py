@@ -1,17 +1,27 @@
 """Durable storage of the shard state in ``SHARD_DATA_DIR``, and group commit.
 
-The state lives in one file, ``shard-state.v1``, replaced atomically on every commit
-(temporary file, fsync, ``os.replace``, fsync of the directory), so a crash at any instant
-leaves either the old or the new complete file. The file starts with a header line::
+Two files:
 
-    SHARD-STATE v1 sha256=<hex digest of the payload> length=<payload bytes>
+- ``shard-state.v1``, a snapshot of the whole state, replaced atomically (temporary file,
+  fsync, ``os.replace``, fsync of the directory), so a crash at any instant leaves either
+  the old or the new complete file. It starts with a header line::
 
-followed by the JSON payload. On load, a wrong length (truncation, trailing bytes) or a
-wrong digest (corruption) raises :class:`CorruptStateError`; the server then refuses to
-start rather than serve wrong or empty state.
+      SHARD-STATE v1 sha256=<hex digest of the payload> length=<payload bytes>
 
-:class:`GroupCommitter` batches concurrent changes: each change waits until a snapshot
-that includes it is durable; one file write covers every change made before it began.
+  followed by the JSON payload. On load, a wrong length (truncation, trailing bytes) or a
+  wrong digest (corruption) raises :class:`CorruptStateError`; the server then refuses to
+  start rather than serve wrong or empty state.
+- ``shard-journal.v1``, the changes accepted since that snapshot, one checksummed record
+  per line (:mod:`.journal`), appended and fsynced before any answer that depends on them.
+
+A commit appends the new records (cost: the size of the change, not of the state). When
+the journal outgrows the snapshot, a commit writes a new snapshot instead and empties the
+journal (a *checkpoint*), so start-up replays at most about one snapshot's worth of
+records. Records at or below the snapshot's version (left by a crash between a checkpoint
+and the journal's truncation) are skipped on replay.
+
+:class:`GroupCommitter` batches concurrent changes: each change waits until a commit that
+includes it is durable; one append (one fsync) covers every change made before it began.
 """
 
 from __future__ import annotations
@@ -28,10 +38,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .journal import JOURNAL_FILE_NAME, JournalContents, JournalCorrupt, decode_journal
+
 log = logging.getLogger(__name__)
 
 STATE_FILE_NAME = "shard-state.v1"
 LOCK_FILE_NAME = ".shard-state.lock"
+CHECKPOINT_MIN_JOURNAL_BYTES = 1 << 20
+"""A checkpoint happens once the journal is larger than this and than the snapshot."""
 _HEADER_RE = re.compile(rb"SHARD-STATE v1 sha256=([0-9a-f]{64}) length=([0-9]{1,15})")
 
 
@@ -96,7 +110,11 @@ class StateStore:
         self.data_dir = Path(data_dir)
         self.path = self.data_dir / STATE_FILE_NAME
         self._tmp_path = self.data_dir / f".{STATE_FILE_NAME}.tmp"
+        self.journal_path = self.data_dir / JOURNAL_FILE_NAME
         self._lock_fd: int | None = None
+        self._journal_fd: int | None = None
+        self.journal_bytes = 0
+        self.snapshot_bytes = 0
 
     def open(self) -> None:
         """Create the directory if needed and lock it against a second server."""
@@ -118,6 +136,9 @@ class StateStore:
         self._tmp_path.unlink(missing_ok=True)  # leftover of a crash mid-commit
 
     def close(self) -> None:
+        if self._journal_fd is not None:
+            os.close(self._journal_fd)
+            self._journal_fd = None
         if self._lock_fd is not None:
             os.close(self._lock_fd)  # releases the lock
             self._lock_fd = None
@@ -130,7 +151,58 @@ class StateStore:
             return None
         except OSError as exc:
             raise StateError(f"cannot read state file {self.path}: {exc}") from exc
+        self.snapshot_bytes = len(data)
         return decode_state_file(data, f"state file {self.path}")
+
+    def load_journal(self) -> JournalContents:
+        """The journal's records (none if there is no journal), minus a torn tail."""
+        try:
+            data = self.journal_path.read_bytes()
+        except FileNotFoundError:
+            return JournalContents([], 0, 0)
+        except OSError as exc:
+            raise StateError(f"cannot read journal {self.journal_path}: {exc}") from exc
+        try:
+            contents = decode_journal(data, f"journal {self.journal_path}")
+        except JournalCorrupt as exc:
+            raise CorruptStateError(str(exc)) from exc
+        self.journal_bytes = contents.valid_bytes
+        return contents
+
+    def append(self, data: bytes) -> int:
+        """Append records to the journal and make them durable; return the journal's size.
+        Blocking IO."""
+        if self._journal_fd is None:
+            self._journal_fd = os.open(
+                self.journal_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600
+            )
+        fd = self._journal_fd
+        view = memoryview(data)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+        os.fdatasync(fd)
+        if os.fstat(fd).st_nlink == 0:
+            # appending to a file someone removed succeeds, but nothing would survive
+            raise OSError(f"journal {self.journal_path} was removed while in use")
+        self.journal_bytes += len(data)
+        return self.journal_bytes
+
+    def checkpoint(self, payload: Any) -> int:
+        """Replace the snapshot with ``payload``, then empty the journal. Blocking IO."""
+        written = self.save(payload)
+        fd = os.open(self.journal_path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            os.ftruncate(fd, 0)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        self.journal_bytes = 0
+        return written
+
+    def checkpoint_due(self) -> bool:
+        """Whether the journal has grown past both the minimum and the snapshot."""
+        return self.journal_bytes > max(CHECKPOINT_MIN_JOURNAL_BYTES, self.snapshot_bytes)
 
     def save(self, payload: Any) -> int:
         """Atomically replace the state file; return the bytes written. Blocking IO."""
@@ -150,6 +222,7 @@ class StateStore:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
+        self.snapshot_bytes = len(data)
         return len(data)
 
 
@@ -160,9 +233,12 @@ CommitHook = Callable[[int, int, float], None]
 class GroupCommitter:
     """Makes versions of the state durable, batching whatever accumulates meanwhile.
 
-    ``snapshot()`` returns ``(version, payload)`` for the current in-memory state; it is
-    called on the event loop, so it sees a consistent state. The payload is serialised and
-    written in a worker thread; stored values are never mutated, so sharing them is safe.
+    :meth:`record` is called on the event loop with each accepted change, in version
+    order. A commit appends every record not yet on disk in one write and one fsync, on
+    the event loop. When a checkpoint is due, ``snapshot()`` (called on the event loop, so
+    it sees a consistent state) gives ``(version, payload)`` and that commit writes the
+    snapshot instead, in a worker thread; stored values are never mutated, so sharing
+    them is safe.
     """
 
     def __init__(
@@ -175,14 +251,22 @@ class GroupCommitter:
         self._store = store
         self._snapshot = snapshot
         self._durable = durable_version
+        self._recorded = durable_version
+        self._pending: list[bytes] = []
         self._on_commit = on_commit
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._task: asyncio.Task[None] | None = None
         self.failure: BaseException | None = None
+        self.checkpoints = 0
 
     @property
     def durable_version(self) -> int:
         return self._durable
+
+    def record(self, version: int, line: bytes) -> None:
+        """Queue the journal line of the change that made ``version``."""
+        self._pending.append(line)
+        self._recorded = version
 
     async def wait_durable(self, version: int) -> None:
         """Return once ``version`` is on disk; :class:`PersistenceFailed` if it cannot be."""
@@ -197,23 +281,38 @@ class GroupCommitter:
         # shield: a cancelled request (client gone) must not cancel the shared commit
         await asyncio.shield(future)
 
-    async def close(self) -> None:
-        """Wait for the commit in progress, if any."""
+    async def close(self, checkpoint: bool = False) -> None:
+        """Wait for the commit in progress, if any; then, if asked and the state is
+        healthy, write a snapshot so that the next start has no journal to replay."""
         if self._task is not None:
             await asyncio.gather(self._task, return_exceptions=True)
+        if checkpoint and self.failure is None and (self._store.journal_bytes or self._pending):
+            version, payload = self._snapshot()
+            await asyncio.to_thread(self._store.checkpoint, payload)
+            self._pending, self._durable = [], version
 
     async def _run(self) -> None:
         while self._waiters and self.failure is None:
             started = time.perf_counter()
             try:
-                version, payload = self._snapshot()
-                written = await asyncio.to_thread(self._store.save, payload)
+                if self._store.checkpoint_due():
+                    version, payload = self._snapshot()
+                    covered = version - self._durable
+                    self._pending = []  # the snapshot holds every recorded change
+                    written = await asyncio.to_thread(self._store.checkpoint, payload)
+                    self.checkpoints += 1
+                else:
+                    lines, self._pending = self._pending, []
+                    version, covered = self._recorded, len(lines)
+                    # inline: an append of a few records and its fsync cost less than
+                    # the hop to a worker thread and back; requests arriving meanwhile
+                    # queue in the kernel and share the next commit
+                    written = self._store.append(b"".join(lines))
             except BaseException as exc:
                 self._fail(exc)
                 if not isinstance(exc, Exception):
                     raise
                 return
-            covered = version - self._durable
             self._durable = version
             if self._on_commit is not None:
                 self._on_commit(covered, written, time.perf_counter() - started)
@@ -225,6 +324,8 @@ class GroupCommitter:
                 else:
                     still.append((wanted, future))
             self._waiters = still
+            if still:
+                await asyncio.sleep(0)  # let the changes they wait for be recorded
 
     def _fail(self, exc: BaseException) -> None:
         log.critical("persisting the shard state failed: %r", exc)
