@@ -119,6 +119,10 @@ def markdown(doc: dict[str, Any]) -> str:
             ("7 diagnostic: shard server with its data dir in RAM, cycles/s (ratio)",
              f"{_spread(server.get('ram_data_dir_cycles_per_second'))} "
              f"({_spread(server.get('ram_data_dir_ratio'))})"),
+            ("7 append + fdatasync on the same disk, p50 (ms)",
+             _spread(server.get("fsync_ms_p50"))),
+            ("7 ceiling: no-op cycle + 3 fsyncs (ratio)",
+             _spread(server.get("durable_ceiling_ratio"))),
             (f"7 RSS with {server.get('blocked_readers', 0):,} blocked readers / idle (MB)",
              f"{_fmt(server.get('rss_mb_with_readers'), 0)} / "
              f"{_fmt(server.get('rss_mb_idle'), 0)}"),

@@ -113,6 +113,24 @@ async def cycles(server: Server, seconds: float, start: int) -> float:
         return done / (time.monotonic() - begin)
 
 
+def fsync_seconds(directory: Path, appends: int = 200) -> list[float]:
+    """Times of one small append + fdatasync in ``directory``: what the server pays per
+    durable commit on this disk, measured in the same run."""
+    path = directory / f"fsync-probe-{os.getpid()}"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_TRUNC, 0o600)
+    times = []
+    try:
+        for _ in range(appends):
+            begin = time.perf_counter()
+            os.write(fd, b"x" * 100 + b"\n")
+            os.fdatasync(fd)
+            times.append(time.perf_counter() - begin)
+    finally:
+        os.close(fd)
+        path.unlink()
+    return times
+
+
 async def blocked_readers(server: Server, readers: int) -> dict[str, Any]:
     """Park ``readers`` reads behind a reserved, unwritten height above the watermark;
     RSS with them parked, then the time from the write (and watermark) until every one
@@ -151,7 +169,7 @@ async def blocked_readers(server: Server, readers: int) -> dict[str, Any]:
 
 async def run(workdir: Path, runs: int = 3, seconds: float = 5.0, readers: int = 10_000
               ) -> dict[str, Any]:
-    shard_rates, noop_rates, memory_rates = [], [], []
+    shard_rates, noop_rates, memory_rates, ceilings, fsyncs = [], [], [], [], []
     os.makedirs(workdir, exist_ok=True)
     noop = noop_server(workdir)
     shard = shard_server(workdir, "shard-cycles")
@@ -166,11 +184,18 @@ async def run(workdir: Path, runs: int = 3, seconds: float = 5.0, readers: int =
             n = await cycles(noop, seconds, start=1)
             m = await cycles(in_memory, seconds, start=1 + run_index * 10_000_000) \
                 if in_memory else 0.0
+            # A cycle makes three changes, each acknowledged after its own fsync: with no
+            # other cost at all, the ratio could be at most this.
+            fsync = stats.percentile(fsync_seconds(workdir / "shard-cycles"), 50)
+            ceiling = (1 / n) / (1 / n + 3 * fsync)
             shard_rates.append(s)
             noop_rates.append(n)
             memory_rates.append(m)
+            fsyncs.append(fsync * 1000)
+            ceilings.append(ceiling)
             progress(f"    server run {run_index + 1}/{runs}: shard {s:.0f} cycles/s, "
-                     f"no-op {n:.0f} cycles/s, ratio {s / n:.2f}; data in RAM {m:.0f}")
+                     f"no-op {n:.0f} cycles/s, ratio {s / n:.2f}; data in RAM {m:.0f}; "
+                     f"fsync p50 {fsync * 1000:.2f} ms, so at most {ceiling:.2f}")
     finally:
         noop.stop()
         shard.stop()
@@ -185,7 +210,9 @@ async def run(workdir: Path, runs: int = 3, seconds: float = 5.0, readers: int =
         "ram_data_dir_cycles_per_second": stats.summarize(memory_rates) if in_memory else None,
         "ram_data_dir_ratio": stats.summarize(stats.ratios(memory_rates, noop_rates))
         if in_memory else None,
-        "ratio": stats.summarize(stats.ratios(shard_rates, noop_rates))}
+        "ratio": stats.summarize(stats.ratios(shard_rates, noop_rates)),
+        "fsync_ms_p50": stats.summarize(fsyncs),
+        "durable_ceiling_ratio": stats.summarize(ceilings)}
     blocked = shard_server(workdir, "shard-readers")
     try:
         result.update(await blocked_readers(blocked, readers))
