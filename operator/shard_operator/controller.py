@@ -393,13 +393,15 @@ class Controller:
                                     ) -> None:
         """Patch the status of each Shard whose status differs from what was observed.
 
-        A Shard whose Pod this pass has just created is left for the pass its Pod's
-        watch events bring: its status would say "Pending" only to be rewritten a moment
-        later (at 1,000 shards that is 1,000 writes saved while converging)."""
+        A schema Shard whose Pod this pass has just created is left for the pass its
+        Pod's watch events bring: its status would say "Pending" only to be rewritten a
+        moment later (at 1,000 shards that is 1,000 writes saved while converging). A
+        started Shard's status is written at once: ``start_shard`` waits for it to say
+        ``registered``, and waiting for the Pod's events doubled its latency."""
         calls = []
         for shard in shards:
             outcome = run.outcomes.get(shard.name)
-            if outcome is not None and outcome.pod_event_due:
+            if outcome is not None and outcome.pod_event_due and shard.origin == ORIGIN_SCHEMA:
                 continue
             status = _shard_status(shard, run, namespace)
             if _status_differs(shard.status, status):
