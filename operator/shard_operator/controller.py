@@ -114,6 +114,7 @@ class Controller:
         self.cache = cache
         self.queue = WorkQueue()
         self.workers = workers
+        self.concurrency = concurrency
         self.limit = asyncio.Semaphore(concurrency)
         self.resync_seconds = resync_seconds
         self._tasks: list[asyncio.Task] = []
@@ -207,10 +208,27 @@ class Controller:
                 self.queue.add_after(key, min(30.0, 0.5 * 2 ** min(failures, 6)))
 
     async def _bounded(self, calls: Iterable[Callable[[], Awaitable[Any]]]) -> list[Any]:
-        async def one(call: Callable[[], Awaitable[Any]]) -> Any:
-            async with self.limit:
-                return await call()
-        return await asyncio.gather(*(one(call) for call in calls))
+        """Run ``calls`` in order, at most ``concurrency`` at a time across the controller
+        (``self.limit``), and return their results in order.
+
+        A few runners take the calls one at a time, each after acquiring a slot, rather
+        than a task per call waiting for a slot: with 5,000 shards, the 5,000 waiting
+        tasks (task, coroutine, future, context and closure each) held several MB at
+        once, and ``calls`` (often a generator) is now only consumed as slots free up."""
+        pending = enumerate(calls)
+        results: dict[int, Any] = {}
+
+        async def runner() -> None:
+            while True:
+                async with self.limit:
+                    try:
+                        index, call = next(pending)
+                    except StopIteration:
+                        return
+                    results[index] = await call()
+
+        await asyncio.gather(*(runner() for _ in range(self.concurrency)))
+        return [results[index] for index in range(len(results))]
 
     # ----- one node id -----------------------------------------------------------------
 

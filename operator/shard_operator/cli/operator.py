@@ -90,9 +90,12 @@ def run(namespaces: tuple[str, ...], all_namespaces: bool, peering: str | None,
         priority: str, peering_lifetime: int, liveness: str, metrics_port: int,
         metrics_host: str, log_format: str, verbose: bool) -> None:
     """Run the operator until interrupted (honours KUBECONFIG)."""
+    from ..memprofile import install_from_env
+
+    install_from_env()  # SHARD_OPERATOR_TRACEMALLOC=PATH: memory reports (off by default)
     import kopf
 
-    from .. import handlers  # registers the kopf handlers
+    from .. import handlers, memory  # handlers registers the kopf handlers
     from ..kube import Kube
     from ..logs import configure_logging
     from ..metrics import instrument
@@ -103,6 +106,7 @@ def run(namespaces: tuple[str, ...], all_namespaces: bool, peering: str | None,
                    err=True)
         sys.exit(2)
     prio = parse_priority(priority)
+    memory.apply()  # smaller TLS buffers, fixed malloc thresholds: see memory.py
     handlers.Runtime.namespaces = None if all_namespaces else list(namespaces)
     instrument(Kube)
     if metrics_port:
