@@ -30,7 +30,7 @@ def _owner_uids(meta: dict[str, Any], kind: str) -> tuple[str, ...]:
                  if ref.get("kind") == kind and ref.get("apiVersion", "").startswith(GROUP))
 
 
-@dataclass
+@dataclass(slots=True)
 class ShardSetView:
     name: str
     uid: str
@@ -57,7 +57,7 @@ class ShardSetView:
         return self.body["spec"]
 
 
-@dataclass
+@dataclass(slots=True)
 class ShardView:
     name: str
     uid: str
@@ -89,7 +89,7 @@ class ShardView:
                    deleting=bool(meta.get("deletionTimestamp")))
 
 
-@dataclass
+@dataclass(slots=True)
 class PodView:
     name: str
     uid: str
@@ -121,7 +121,7 @@ class PodView:
                    waiting_reason=waiting, deleting=bool(meta.get("deletionTimestamp")))
 
 
-@dataclass
+@dataclass(slots=True)
 class ServiceView:
     name: str
     uid: str
@@ -142,7 +142,7 @@ class ServiceView:
                    deleting=bool(meta.get("deletionTimestamp")))
 
 
-@dataclass
+@dataclass(slots=True)
 class ConfigMapView:
     name: str
     uid: str
@@ -167,7 +167,7 @@ VIEWS = {"ShardSet": ShardSetView, "Shard": ShardView, "Pod": PodView, "Service"
          "ConfigMap": ConfigMapView}
 
 
-@dataclass
+@dataclass(slots=True)
 class Cache:
     """Views by kind → namespace → name, plus ShardSets and Shards by node id."""
 

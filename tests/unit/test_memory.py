@@ -104,3 +104,15 @@ def test_tracemalloc_report_on_sigusr1(tmp_path: Path) -> None:
         atexit.unregister(memprofile.dump)
         tracemalloc.stop()
         signal.signal(signal.SIGUSR1, handler)
+
+
+async def test_event_only_memories_keep_nothing_per_object():
+    from shard_operator.memory import EventOnlyMemories
+
+    memories = EventOnlyMemories()
+    body = {"metadata": {"uid": "u-1", "name": "n", "namespace": "ns"}}
+    first = await memories.recall(body, noticed_by_listing=True)
+    second = await memories.recall(body)
+    assert first is not second  # a fresh memory per event
+    assert list(memories.iter_all_memories()) == []
+    await memories.forget(body)  # nothing to forget: no error

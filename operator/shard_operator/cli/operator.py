@@ -134,6 +134,7 @@ def run(namespaces: tuple[str, ...], all_namespaces: bool, peering: str | None,
             priority=prio,
             liveness_endpoint=liveness or None,
             settings=settings,
+            memories=memory.EventOnlyMemories(),  # no per-object state kept: see memory.py
         )
 
     try:
