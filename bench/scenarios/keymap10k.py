@@ -11,7 +11,7 @@ from shard_operator.client.keymap import KeyMapWatcher
 from shard_operator.keys import key_map_name
 
 from .. import stats
-from ..context import Context
+from ..context import Context, progress
 from ..targets import KEY_MAP_LIMIT_BYTES
 from . import converge
 
@@ -39,5 +39,9 @@ async def run(ctx: Context, n: int = 10_000) -> dict[str, Any]:
                 timings.append((time.perf_counter_ns() - t) / 1000.0)
             result["lookup_us"] = stats.distribution(timings)
     finally:
-        await converge.finish(ctx, live)
+        try:
+            await converge.finish(ctx, live)
+        except Exception as error:  # the figures stand; a slow clean-up must not drop them
+            result["cleanup_error"] = f"{type(error).__name__}: {error}"
+            progress(f"    clean-up: {result['cleanup_error']}")
     return result
