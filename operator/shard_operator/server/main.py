@@ -77,18 +77,12 @@ def restore_state(config: ShardConfig, store: StateStore) -> ShardState:
         )
     snapshot_version = state.version
     journal = store.load_journal()
-    replayed = 0
-    for record in journal.records:
-        if isinstance(record, dict) and isinstance(record.get("v"), int) \
-                and record["v"] <= snapshot_version:
-            continue  # already in the snapshot (a crash came between checkpoint and truncation)
-        try:
-            state.apply(record)
-        except StateFormatError as exc:
-            raise CorruptStateError(
-                f"journal {store.journal_path} does not follow state file {store.path}: {exc}"
-            ) from exc
-        replayed += 1
+    try:
+        replayed = state.replay(journal.records)
+    except StateFormatError as exc:
+        raise CorruptStateError(
+            f"journal {store.journal_path} does not follow state file {store.path}: {exc}"
+        ) from exc
     if journal.torn_bytes:
         log.warning(
             "journal %s ends with %d byte(s) of an append that a crash interrupted; they were "

@@ -82,6 +82,19 @@ class ShardState:
         except (KeyError, TypeError, ValueError, binascii.Error) as exc:
             raise StateFormatError(f"malformed change record {record!r}: {exc!r}") from exc
 
+    def replay(self, records: Iterable[Any]) -> int:
+        """Apply the journal's records that follow this state (see :meth:`apply`); skip
+        those at or below its version, which a crash between a checkpoint and the
+        journal's truncation leaves behind. Returns how many were applied."""
+        applied = 0
+        for record in records:
+            if isinstance(record, dict) and type(record.get("v")) is int \
+                    and record["v"] <= self.version:
+                continue
+            self.apply(record)
+            applied += 1
+        return applied
+
     # -- debugging view ----------------------------------------------------------------
 
     def describe(self, encoding: KeyEncoding, waiting: dict[Key, int]) -> dict[str, Any]:
@@ -131,10 +144,7 @@ def _apply(state: ShardState, record: Any) -> None:
             f"change record for version {version} does not follow state version {state.version}"
         )
     segments = record["key"]
-    if not isinstance(segments, list) or not all(isinstance(s, str) for s in segments):
-        raise StateFormatError("change record key must be a list of base64 strings")
-    key = tuple(base64.b64decode(s, validate=True) for s in segments)
-    cell = state.cells.get(key)
+    cell = state.cells.get(_key_from_base64(segments, "change record key"))
     if cell is None:
         raise StateFormatError(f"change record for a key this state does not hold: {segments!r}")
     op, height = ChangeOp(record["op"]), _int(record["h"], "change height")
@@ -160,6 +170,13 @@ def _slot_json(height: int, slot: Slot) -> dict[str, Any]:
     return {"height": height, "state": SlotState.VALUE.value, "value": slot.value}
 
 
+def _key_from_base64(segments: Any, what: str) -> Key:
+    """The key stored as base64 segments (the form :func:`key_to_base64` writes)."""
+    if not isinstance(segments, list) or not all(isinstance(s, str) for s in segments):
+        raise StateFormatError(f"{what} must be a list of base64 strings")
+    return tuple(base64.b64decode(s, validate=True) for s in segments)
+
+
 def _int(value: Any, what: str) -> int:
     if type(value) is not int or value < 0:
         raise StateFormatError(f"{what} must be an integer >= 0, got {value!r}")
@@ -182,9 +199,7 @@ def _from_payload(payload: Any) -> ShardState:
     cells: dict[Key, Cell] = {}
     for entry in payload["cells"]:
         segments = entry["key"]
-        if not isinstance(segments, list) or not all(isinstance(s, str) for s in segments):
-            raise StateFormatError("cell key must be a list of base64 strings")
-        key = tuple(base64.b64decode(s, validate=True) for s in segments)
+        key = _key_from_base64(segments, "cell key")
         if key in cells:
             raise StateFormatError(f"duplicate cell for key {segments!r}")
         slots: list[tuple[int, Slot]] = []

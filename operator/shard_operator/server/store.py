@@ -287,23 +287,26 @@ class GroupCommitter:
         if self._task is not None:
             await asyncio.gather(self._task, return_exceptions=True)
         if checkpoint and self.failure is None and (self._store.journal_bytes or self._pending):
-            version, payload = self._snapshot()
-            await asyncio.to_thread(self._store.checkpoint, payload)
-            self._pending, self._durable = [], version
+            self._durable, _ = await self._checkpoint()
+
+    async def _checkpoint(self) -> tuple[int, int]:
+        """Write a snapshot of every recorded change (in a worker thread) and empty the
+        journal; returns the version it holds and the bytes written."""
+        version, payload = self._snapshot()
+        self._pending = []  # the snapshot holds every recorded change
+        written = await asyncio.to_thread(self._store.checkpoint, payload)
+        self.checkpoints += 1
+        return version, written
 
     async def _run(self) -> None:
         while self._waiters and self.failure is None:
             started = time.perf_counter()
             try:
                 if self._store.checkpoint_due():
-                    version, payload = self._snapshot()
-                    covered = version - self._durable
-                    self._pending = []  # the snapshot holds every recorded change
-                    written = await asyncio.to_thread(self._store.checkpoint, payload)
-                    self.checkpoints += 1
+                    version, written = await self._checkpoint()
                 else:
                     lines, self._pending = self._pending, []
-                    version, covered = self._recorded, len(lines)
+                    version = self._recorded
                     # inline: an append of a few records and its fsync cost less than
                     # the hop to a worker thread and back; requests arriving meanwhile
                     # queue in the kernel and share the next commit
@@ -313,7 +316,7 @@ class GroupCommitter:
                 if not isinstance(exc, Exception):
                     raise
                 return
-            self._durable = version
+            covered, self._durable = version - self._durable, version
             if self._on_commit is not None:
                 self._on_commit(covered, written, time.perf_counter() - started)
             still: list[tuple[int, asyncio.Future[None]]] = []
