@@ -35,6 +35,7 @@ targets=(
   "kube-apiserver|k8s.io/kubernetes/cmd/kube-apiserver|$kube_ldflags"
   "kube-controller-manager|k8s.io/kubernetes/cmd/kube-controller-manager|$kube_ldflags"
   "kube-scheduler|k8s.io/kubernetes/cmd/kube-scheduler|$kube_ldflags"
+  "kubelet|k8s.io/kubernetes/cmd/kubelet|$kube_ldflags"
   "kwok|sigs.k8s.io/kwok/cmd/kwok|-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=$kwok_version"
   "helm|helm.sh/helm/v3/cmd/helm|-s -w -X helm.sh/helm/v3/internal/version.version=$helm_version -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
 )

@@ -1,7 +1,7 @@
 // Pinned versions of the local control plane's binaries. This module is never
 // imported; cluster/build-tools.sh builds its main packages into a cache outside the
 // repository, keyed by the hash of this file and go.sum.
-module github.com/anoma/shard-operator/cluster/tools
+module shard-operator.local/cluster/tools
 
 go 1.24.0
 
