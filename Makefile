@@ -10,7 +10,7 @@ NAMESPACE ?= shard-demo
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: help venv tools cluster-up cluster-down cluster-status lint test test-unit demo demo-down \
+.PHONY: help venv tools node-deps cluster-up cluster-down cluster-status lint test test-unit demo demo-down \
         operator-run bench reliability clean manifests helm-lint test-deploy
 
 help: ## List the targets
@@ -27,7 +27,10 @@ venv: $(BIN)/.installed ## Create .venv with the project and its dev tools insta
 tools: ## Build (or check the cache of) the control plane binaries
 	@bash cluster/build-tools.sh >/dev/null
 
-cluster-up: venv ## Start the local control plane (no-op if it runs)
+node-deps: ## Install the real node's Debian packages (containerd, runc, CNI, image tools)
+	@bash hack/node-deps.sh
+
+cluster-up: venv node-deps images ## Start the local control plane and the real node (no-op if it runs)
 	$(BIN)/localcluster up
 
 cluster-down: ## Stop the local control plane and remove its data

@@ -32,9 +32,26 @@ nohup "$BIN/shard-operator" run --namespace "$NS" --metrics-port 9464 >>"$LOG" 2
 echo $! >"$PIDFILE"
 echo "operator pid $(cat "$PIDFILE"); metrics on http://127.0.0.1:9464/metrics"
 
-step "Applying manifests/samples/shardset.yaml (the original's schema: a=5, b, c=15)"
-kubectl -n "$NS" apply --server-side -f manifests/samples/shardset.yaml
-kubectl -n "$NS" wait shardset/node-1 --for=condition=Ready --timeout=120s
+REAL_NODE="$("$BIN/python" -c 'from localcluster import LocalCluster; print(LocalCluster().real_node.get("name") or "")')"
+if [ -n "$REAL_NODE" ]; then
+  step "Applying manifests/samples/shardset.yaml (the original's schema: a=5, b, c=15) on the real node $REAL_NODE"
+  # the sample, with a template that selects the real node and tolerates its taint
+  "$BIN/python" - <<'PY' | kubectl -n "$NS" apply --server-side -f -
+import json, yaml
+from localcluster.node import NODE_LABEL, TAINT_KEY
+sample = yaml.safe_load(open("manifests/samples/shardset.yaml"))
+sample["spec"]["template"] = {"spec": {
+    "nodeSelector": {NODE_LABEL: "true"},
+    "tolerations": [{"key": TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}]}}
+print(json.dumps(sample))
+PY
+else
+  step "Applying manifests/samples/shardset.yaml (the original's schema: a=5, b, c=15)"
+  echo "demo: no real node here ($("$BIN/localcluster" status 2>/dev/null | grep '^real node' || true)):"
+  echo "demo: the shards are KWOK simulations; they show Running and Ready but answer nothing"
+  kubectl -n "$NS" apply --server-side -f manifests/samples/shardset.yaml
+fi
+kubectl -n "$NS" wait shardset/node-1 --for=condition=Ready --timeout=180s
 
 step "The ShardSet, its Shards and their Pods and Services"
 kubectl -n "$NS" get shardsets
@@ -43,6 +60,11 @@ kubectl -n "$NS" get pods,services -l app.kubernetes.io/managed-by=shard-operato
 
 step "The key map ($("$BIN/shardctl" key-map node-1))"
 kubectl -n "$NS" get configmap "$("$BIN/shardctl" key-map node-1)" -o jsonpath='{.data}' | python3 -m json.tool
+
+if [ -n "$REAL_NODE" ]; then
+  step "The shard servers answering, through kubectl port-forward on 127.0.0.1"
+  "$BIN/python" hack/demo_shards.py "$NS" node-1
+fi
 
 step "Starting one more shard: shardctl start-shard node-1 d --value 10"
 "$BIN/shardctl" start-shard node-1 d --value 10 -n "$NS"

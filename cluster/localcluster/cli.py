@@ -72,7 +72,8 @@ def start(cluster: LocalCluster) -> None:
 @click.argument("component", type=click.Choice(COMPONENTS))
 @click.pass_obj
 def restart(cluster: LocalCluster, component: str) -> None:
-    """Restart one component with the same flags."""
+    """Restart one component with the same flags (containerd and kubelet are fault
+    hooks of the real node: its containers keep running)."""
     _guard(lambda: cluster.restart_component(component))
 
 
@@ -82,6 +83,13 @@ def status(cluster: LocalCluster) -> None:
     """Health of each component; exit 1 unless all are healthy."""
     report = cluster.health()
     click.echo(format_health(report))
+    node = cluster.real_node
+    if node.get("enabled"):
+        click.echo(f"real node: {node['name']} (containerd + kubelet; pods that tolerate "
+                   "shards.anoma.net/real-node run there)")
+    else:
+        click.echo("real node: none (" + ("; ".join(node.get("missing", [])) or "turned off")
+                   + "); every pod is a KWOK simulation")
     sys.exit(0 if all(c.healthy for c in report) else 1)
 
 

@@ -1,12 +1,13 @@
 """A real Kubernetes control plane on this machine: etcd, kube-apiserver,
-kube-controller-manager, kube-scheduler, and KWOK simulating nodes and pod lifecycle.
+kube-controller-manager, kube-scheduler, KWOK simulating nodes and pod lifecycle, and
+(where the machine allows it) one real node, containerd and a kubelet (``node.py``).
 
 Every listener is on 127.0.0.1. Everything lives under one directory (``.cluster/`` at
 the repository root by default): PKI, etcd data, logs, kubeconfigs, ``state.json``
 with ports and pids, and ``bin/`` links to the tools.
 
-Pod and Service IPs in this cluster are simulated addresses: nothing listens there,
-and nothing here connects to them.
+Pod and Service IPs of the KWOK nodes are simulated addresses: nothing listens there,
+and nothing here connects to them. There is no kube-proxy and no cluster DNS.
 """
 
 from __future__ import annotations
@@ -27,10 +28,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from .node import NodePorts, RealNode, missing_requirements
 from .pki import PKI
 from .tools import REPO_ROOT, ensure_tools
 
-COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
+CONTROL_PLANE = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
+REAL_NODE_COMPONENTS = ("containerd", "kubelet")
+COMPONENTS = CONTROL_PLANE + REAL_NODE_COMPONENTS
 NODE_NAMES = ("kwok-node-0", "kwok-node-1")
 SERVICE_CIDR = "10.96.0.0/16"
 # Users of the static token file: name -> groups.
@@ -44,6 +48,17 @@ USERS = {
 
 class ClusterError(RuntimeError):
     """The cluster could not be started, stopped or reached."""
+
+
+def real_node_mode() -> str:
+    """``required`` (the default under CI), ``auto`` (where the machine allows it) or
+    ``off``, from ``SHARD_OPERATOR_REAL_NODE``."""
+    mode = os.environ.get("SHARD_OPERATOR_REAL_NODE", "").strip().lower()
+    if not mode:
+        return "required" if os.environ.get("CI", "").lower() in ("1", "true") else "auto"
+    if mode not in ("required", "auto", "off"):
+        raise ClusterError(f"SHARD_OPERATOR_REAL_NODE={mode!r}: use required, auto or off")
+    return mode
 
 
 def _log(message: str) -> None:
@@ -88,6 +103,7 @@ class LocalCluster:
         self.pki = PKI(self.directory / "pki")
         self.state_file = self.directory / "state.json"
         self.logs = self.directory / "logs"
+        self.node = RealNode(self.directory, self.pki)
 
     # ----- paths and state -------------------------------------------------------------
 
@@ -117,6 +133,15 @@ class LocalCluster:
     def server(self) -> str:
         return f"https://127.0.0.1:{self._read_state()['ports']['apiserver']}"
 
+    @property
+    def real_node(self) -> dict:
+        """``{"enabled": bool, "name": ..., "missing": [...]}`` of the running cluster."""
+        return self._read_state().get("real_node", {"enabled": False, "missing": []})
+
+    def components(self) -> tuple[str, ...]:
+        """The components this cluster runs (the real node's only when enabled)."""
+        return COMPONENTS if self.real_node.get("enabled") else CONTROL_PLANE
+
     # ----- public API ------------------------------------------------------------------
 
     def up(self, timeout: float = 180.0) -> None:
@@ -130,7 +155,9 @@ class LocalCluster:
             _log(f"found a stale or half-started cluster (not healthy: {', '.join(unhealthy)}); "
                  "cleaning it up and starting a new one")
         self._kill_strays()
+        self._teardown_node()
         self._wipe()
+        mode = real_node_mode()
         tools = ensure_tools()
         self.directory.mkdir(parents=True, exist_ok=True)
         self.logs.mkdir(exist_ok=True)
@@ -139,10 +166,27 @@ class LocalCluster:
         tokens = {user: secrets.token_hex(16) for user in USERS}
         self._write_token_file(tokens)
         ports = {name: _free_port() for name in (
-            "etcd", "etcd_peer", "apiserver", "controller_manager", "scheduler", "kwok")}
-        self._write_state({"tools": str(tools), "ports": ports, "tokens": tokens, "pids": {}})
+            "etcd", "etcd_peer", "apiserver", "controller_manager", "scheduler", "kwok",
+            "kubelet", "kubelet_healthz")}
+        missing = [] if mode == "off" else missing_requirements()
+        if mode == "required" and missing:
+            raise ClusterError("the real node cannot run here (SHARD_OPERATOR_REAL_NODE="
+                               "required, the default under CI); missing: " + "; ".join(missing))
+        enabled = mode != "off" and not missing
+        if not enabled:
+            _log("no real node: " + ("SHARD_OPERATOR_REAL_NODE=off" if mode == "off" else
+                 "missing " + "; ".join(missing)) + ". Every pod is a KWOK simulation: the "
+                 "tests that need running containers are not run, and the demo's shards "
+                 "answer nothing.")
+        real_node = {"enabled": enabled, "name": self.node.name if enabled else None,
+                     "missing": missing, "mode": mode}
+        self._write_state({"tools": str(tools), "ports": ports, "tokens": tokens, "pids": {},
+                           "real_node": real_node})
         for user in USERS:
             self._write_kubeconfig(self._kubeconfig_path(user), tokens[user])
+        if enabled:
+            self.node.prepare(f"https://127.0.0.1:{ports['apiserver']}",
+                              NodePorts(ports["kubelet"], ports["kubelet_healthz"]))
         try:
             self.start(timeout=timeout, first_start=True)
         except Exception:
@@ -152,7 +196,10 @@ class LocalCluster:
     def start(self, timeout: float = 180.0, first_start: bool = False) -> None:
         """Start every component (after ``stop``), keeping etcd's data."""
         deadline = time.monotonic() + timeout
-        for name in COMPONENTS:
+        started = time.monotonic()
+        for name in self.components():
+            if name == "containerd":
+                self.node.setup_host()
             self._start_component(name)
             if name == "etcd":
                 self._wait(lambda: self._component_healthy("etcd"), deadline, "etcd health")
@@ -161,10 +208,22 @@ class LocalCluster:
                            "kube-apiserver /readyz")
                 if first_start:
                     self._create_nodes()
-        self._wait(self._nodes_ready, deadline, f"{len(NODE_NAMES)} Ready nodes")
+            elif name == "containerd":
+                self._wait(lambda: self._component_healthy("containerd"), deadline,
+                           "containerd")
+                if first_start:
+                    t0 = time.monotonic()
+                    imported = self.node.import_images()
+                    _log(f"imported {len(imported)} images into the real node's containerd "
+                         f"in {time.monotonic() - t0:.1f} s: {', '.join(imported)}")
+        expected = len(NODE_NAMES) + (1 if self.real_node.get("enabled") else 0)
+        self._wait(lambda: self._nodes_ready(expected), deadline, f"{expected} Ready nodes")
         self._wait(lambda: all(c.healthy for c in self.health()), deadline,
                    "all components healthy")
-        _log(f"cluster is up: {self.server}")
+        node = self.real_node
+        where = (f"real node {node['name']} (containerd + kubelet) beside the KWOK nodes"
+                 if node.get("enabled") else "KWOK nodes only")
+        _log(f"cluster is up in {time.monotonic() - started:.1f} s: {self.server}; {where}")
 
     def stop(self) -> None:
         """Stop every component, keeping etcd's data, ports and credentials."""
@@ -178,14 +237,25 @@ class LocalCluster:
     def down(self) -> None:
         """Stop everything and remove the cluster's directory."""
         self.stop()
+        self._teardown_node()
         self._kill_strays()
         self._wipe()
         _log("cluster removed")
 
+    def _teardown_node(self) -> None:
+        """Remove what the real node made outside its directory (links, routes,
+        cgroups, mounts, containers); raise if anything is left."""
+        if not self.node.root.exists():
+            return
+        leftovers = self.node.teardown()
+        if leftovers:
+            raise ClusterError("the real node left behind: " + "; ".join(leftovers))
+
     def restart_component(self, name: str, timeout: float = 60.0) -> None:
         """Stop and start one component (e.g. ``kube-apiserver``) with the same flags."""
-        if name not in COMPONENTS:
-            raise ValueError(f"unknown component {name!r}; one of {', '.join(COMPONENTS)}")
+        if name not in self.components():
+            raise ValueError(f"unknown component {name!r}; one of "
+                             f"{', '.join(self.components())}")
         self._stop_pid(self._read_state().get("pids", {}).get(name), name)
         self._start_component(name)
         self._wait(lambda: self._component_healthy(name), time.monotonic() + timeout,
@@ -198,7 +268,7 @@ class LocalCluster:
         """Running and healthy, per component."""
         pids = self._read_state().get("pids", {})
         report = []
-        for name in COMPONENTS:
+        for name in self.components():
             pid = pids.get(name)
             running = bool(pid) and _pid_alive(pid)
             healthy, detail = self._probe(name) if running else (False, "not running")
@@ -270,7 +340,8 @@ class LocalCluster:
                     "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
                     f"--service-cluster-ip-range={SERVICE_CIDR}",
                     "--allow-privileged=true", "--profiling=false",
-                    f"--cert-dir={d / 'apiserver-certs'}", "--v=1"]
+                    f"--cert-dir={d / 'apiserver-certs'}", "--v=1",
+                    *self._kubelet_client_flags()]
         if name == "kube-controller-manager":
             kc = self._kubeconfig_path("system:kube-controller-manager")
             return [str(tools / "kube-controller-manager"), f"--kubeconfig={kc}",
@@ -286,6 +357,10 @@ class LocalCluster:
                     f"--authentication-kubeconfig={kc}", f"--authorization-kubeconfig={kc}",
                     "--bind-address=127.0.0.1", f"--secure-port={ports['scheduler']}",
                     f"--cert-dir={d / 'scheduler-certs'}", "--leader-elect=false", "--v=1"]
+        if name == "containerd":
+            return self.node.containerd_argv()
+        if name == "kubelet":
+            return self.node.kubelet_argv(tools / "kubelet")
         if name == "kwok":
             return [str(tools / "kwok"),
                     f"--kubeconfig={self._kubeconfig_path('kwok-controller')}",
@@ -298,6 +373,17 @@ class LocalCluster:
                     f"--server-address=127.0.0.1:{ports['kwok']}",
                     f"--config={d / 'kwok.yaml'}"]
         raise ValueError(name)
+
+    def _kubelet_client_flags(self) -> list[str]:
+        """How the apiserver reaches the real node's kubelet: by its Hostname address
+        only (the node name resolves to 127.0.0.1), verifying its serving certificate."""
+        if not self.real_node.get("enabled"):
+            return []
+        pki = self.pki.directory
+        return ["--kubelet-preferred-address-types=Hostname",
+                f"--kubelet-client-certificate={pki / 'apiserver-kubelet-client.crt'}",
+                f"--kubelet-client-key={pki / 'apiserver-kubelet-client.key'}",
+                f"--kubelet-certificate-authority={self.pki.ca_cert}"]
 
     def _start_component(self, name: str) -> None:
         if name == "kwok":
@@ -387,13 +473,15 @@ class LocalCluster:
         path.chmod(0o600)
 
     def _create_nodes(self) -> None:
-        nodes = [_node_manifest(name, index) for index, name in enumerate(NODE_NAMES)]
-        manifest = json.dumps({"apiVersion": "v1", "kind": "List", "items": nodes})
+        items = [_node_manifest(name, index) for index, name in enumerate(NODE_NAMES)]
+        if self.real_node.get("enabled"):
+            items.append(self.node.rbac_manifest())
+        manifest = json.dumps({"apiVersion": "v1", "kind": "List", "items": items})
         result = self.kubectl("apply", "-f", "-", input=manifest, check=False)
         if result.returncode != 0:
             raise ClusterError(f"creating KWOK nodes failed: {result.stderr.strip()}")
 
-    def _nodes_ready(self) -> bool:
+    def _nodes_ready(self, expected: int) -> bool:
         result = self.kubectl("get", "nodes", "-o", "json", check=False)
         if result.returncode != 0:
             return False
@@ -402,7 +490,7 @@ class LocalCluster:
             conditions = node.get("status", {}).get("conditions", [])
             if any(c["type"] == "Ready" and c["status"] == "True" for c in conditions):
                 ready += 1
-        return ready >= len(NODE_NAMES)
+        return ready >= expected
 
     # ----- health ----------------------------------------------------------------------
 
@@ -414,9 +502,12 @@ class LocalCluster:
             "kube-controller-manager": f"https://127.0.0.1:{ports['controller_manager']}/healthz",
             "kube-scheduler": f"https://127.0.0.1:{ports['scheduler']}/healthz",
             "kwok": f"http://127.0.0.1:{ports['kwok']}/healthz",
+            "kubelet": f"http://127.0.0.1:{ports.get('kubelet_healthz')}/healthz",
         }[name]
 
     def _probe(self, name: str) -> tuple[bool, str]:
+        if name == "containerd":
+            return self.node.containerd_healthy()
         url = self._probe_url(name)
         context = None
         headers = {}

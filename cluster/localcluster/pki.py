@@ -2,7 +2,10 @@
 
 One CA signs the apiserver's serving certificate (for 127.0.0.1 and localhost); a
 separate RSA key pair signs ServiceAccount tokens. Users authenticate with static
-tokens (see ``cluster.py``), so no client certificates are needed.
+tokens (see ``cluster.py``). The real node (``node.py``) adds three certificates from
+the same CA: the kubelet's client identity (``system:node:<name>`` in
+``system:nodes``), the kubelet's serving certificate, and the apiserver's client
+certificate for the kubelet.
 """
 
 from __future__ import annotations
@@ -76,6 +79,23 @@ class PKI:
         _openssl("rsa", "-in", str(self.sa_key), "-pubout", "-out", str(self.sa_pub))
         for path in d.glob("*.key"):
             path.chmod(0o600)
+
+    def issue(self, name: str, subject: str, extensions: str) -> tuple[Path, Path]:
+        """Sign a new key pair ``<name>.crt``/``<name>.key`` with the CA.
+
+        ``subject`` is an openssl subject (``/O=group/CN=user``); ``extensions`` the
+        lines of an x509 extension file (key usage, SANs).
+        """
+        cert, key = self.directory / f"{name}.crt", self.directory / f"{name}.key"
+        ext, csr = self.directory / f"{name}.ext", self.directory / f"{name}.csr"
+        ext.write_text(extensions)
+        _openssl("req", "-new", "-newkey", "rsa:2048", "-nodes", "-subj", subject,
+                 "-keyout", str(key), "-out", str(csr))
+        _openssl("x509", "-req", "-in", str(csr), "-CA", str(self.ca_cert),
+                 "-CAkey", str(self.ca_key), "-CAcreateserial", "-days", "3650",
+                 "-extfile", str(ext), "-out", str(cert))
+        key.chmod(0o600)
+        return cert, key
 
 
 def _openssl(*args: str) -> None:

@@ -27,4 +27,6 @@ KEY_MAP_MAX_BYTES = 1_000_000
 # neither nears the API server's object limits (compact JSON, UTF-8 bytes).
 INITIAL_VALUE_MAX_BYTES = 65_536
 
-DEFAULT_IMAGE = "ghcr.io/anoma/shard-server:0.1.0"
+# The image `make images` builds (a local name: push it to your registry and set
+# --shard-image / the chart's shardImage, or spec.template, to use another).
+DEFAULT_IMAGE = "shard-server:0.1.0"

@@ -21,8 +21,9 @@ from typing import Any
 
 import pytest
 
+from tests.shard_http import HOST, ShardHTTP
+
 SERVER_BIN = Path(sys.executable).parent / "shard-server"
-HOST = "127.0.0.1"
 START_TIMEOUT = 30.0  # hang guard only: a server normally starts in well under a second
 _NO_VALUE = object()
 
@@ -33,7 +34,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-class ServerProcess:
+class ServerProcess(ShardHTTP):
     """One ``shard-server`` process (restartable on the same data directory)."""
 
     def __init__(
@@ -150,83 +151,6 @@ class ServerProcess:
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path else ""
-
-    # -- plain HTTP (sync; for raw bodies and polling) ------------------------------------
-
-    @property
-    def address(self) -> tuple[str, int]:
-        return HOST, self.port
-
-    def request(
-        self,
-        method: str,
-        path: str,
-        body: bytes | str | None = None,
-        headers: dict[str, str] | None = None,
-        timeout: float = 30,
-    ) -> tuple[int, Any]:
-        """One request on a fresh connection; returns (status, parsed JSON or text)."""
-        conn = http.client.HTTPConnection(HOST, self.port, timeout=timeout)
-        try:
-            if isinstance(body, str):
-                body = body.encode()
-            hdrs = {"Content-Type": "application/json"} if body is not None else {}
-            hdrs.update(headers or {})
-            conn.request(method, path, body=body, headers=hdrs)
-            response = conn.getresponse()
-            raw = response.read()
-            ctype = response.getheader("Content-Type", "")
-        finally:
-            conn.close()
-        if ctype.startswith("application/json"):
-            return response.status, json.loads(raw)
-        return response.status, raw.decode()
-
-    def post(self, path: str, body: Any) -> tuple[int, Any]:
-        return self.request("POST", path, json.dumps(body))
-
-    def state(self) -> dict[str, Any]:
-        status, body = self.request("GET", "/v1/state")
-        assert status == 200, body
-        return body
-
-    def cell(self) -> dict[str, Any]:
-        (cell,) = self.state()["cells"]
-        return cell
-
-    def waiting_readers(self) -> int:
-        return self.cell()["waitingReaders"]
-
-    def wait_for_waiting_readers(self, count: int, timeout: float = 20.0) -> None:
-        """Poll until the server reports ``count`` waiting readers (hang guard only)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            current = self.waiting_readers()
-            if current == count:
-                return
-            if time.monotonic() > deadline:
-                raise AssertionError(f"waiting readers stayed {current}, expected {count}")
-            time.sleep(0.01)
-
-    async def await_waiting_readers(self, count: int, guard: float = 20.0) -> None:
-        """Async form of :meth:`wait_for_waiting_readers`: lets the test's tasks run."""
-        deadline = time.monotonic() + guard
-        while True:
-            current = await asyncio.to_thread(self.waiting_readers)
-            if current == count:
-                return
-            if time.monotonic() > deadline:
-                raise AssertionError(f"waiting readers stayed {current}, expected {count}")
-            await asyncio.sleep(0.01)
-
-    def metric(self, name: str) -> float:
-        status, text = self.request("GET", "/metrics")
-        assert status == 200
-        for line in text.splitlines():
-            if line.startswith(name + " ") or line.startswith(name + "{"):
-                return float(line.rsplit(" ", 1)[1])
-        raise AssertionError(f"metric {name} not exported")
-
 
 class ServerPool:
     """Starts servers and kills them all at the end."""
