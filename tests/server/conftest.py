@@ -6,8 +6,6 @@ and is killed when the test (or module) ends.
 
 from __future__ import annotations
 
-import asyncio
-import http.client
 import json
 import os
 import signal
