@@ -10,7 +10,7 @@ NAMESPACE ?= shard-demo
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: help venv tools node-deps cluster-up cluster-down cluster-status lint test test-unit demo demo-down \
+.PHONY: help venv tools images node-deps cluster-up cluster-down cluster-status lint test test-unit demo demo-down \
         operator-run bench reliability clean manifests helm-lint test-deploy
 
 help: ## List the targets
@@ -26,6 +26,10 @@ venv: $(BIN)/.installed ## Create .venv with the project and its dev tools insta
 
 tools: ## Build (or check the cache of) the control plane binaries
 	@bash cluster/build-tools.sh >/dev/null
+
+images: venv ## Build shard-server, shard-operator and pause images into .images/ (no Docker)
+	@PYTHON=$(BIN)/python bash images/build.sh || { [ "$$CI" != true ] && \
+	  echo "images: not built; the real node will not start (KWOK nodes only)" >&2; }
 
 node-deps: ## Install the real node's Debian packages (containerd, runc, CNI, image tools)
 	@bash hack/node-deps.sh

@@ -217,7 +217,9 @@ class LocalCluster:
                     _log(f"imported {len(imported)} images into the real node's containerd "
                          f"in {time.monotonic() - t0:.1f} s: {', '.join(imported)}")
         expected = len(NODE_NAMES) + (1 if self.real_node.get("enabled") else 0)
-        self._wait(lambda: self._nodes_ready(expected), deadline, f"{expected} Ready nodes")
+        running = self.components()
+        self._wait(lambda: all(self._component_running(n) for n in running)
+                   and self._nodes_ready(expected), deadline, f"{expected} Ready nodes")
         self._wait(lambda: all(c.healthy for c in self.health()), deadline,
                    "all components healthy")
         node = self.real_node
@@ -526,13 +528,17 @@ class LocalCluster:
         except (urllib.error.URLError, OSError, ValueError) as error:
             return False, str(error)[:120]
 
-    def _component_healthy(self, name: str) -> bool:
+    def _component_running(self, name: str) -> bool:
+        """True while ``name`` runs; raises with its log's tail once it has exited."""
         pid = self._read_state().get("pids", {}).get(name)
         if not pid or not _pid_alive(pid):
             raise ClusterError(
                 f"{name} exited during start-up; see {self.logs / (name + '.log')}:\n"
                 + _tail(self.logs / f"{name}.log"))
-        return self._probe(name)[0]
+        return True
+
+    def _component_healthy(self, name: str) -> bool:
+        return self._component_running(name) and self._probe(name)[0]
 
     @staticmethod
     def _wait(check: Callable[[], bool], deadline: float, what: str) -> None:

@@ -58,6 +58,11 @@ REQUIRED_COMMANDS = ("containerd", "containerd-shim-runc-v2", "runc", "ctr", "ip
 CGROUP_CONTROLLERS = ("cpu", "cpuacct", "cpuset", "memory", "pids")
 
 
+def cgroup_hierarchies() -> list[Path]:
+    """Every mounted cgroup v1 hierarchy (the kubelet wants its root in each)."""
+    return sorted(d for d in CGROUP_V1.iterdir() if (d / "cgroup.procs").is_file())
+
+
 class NodeError(RuntimeError):
     """The real node could not be started or cleaned up."""
 
@@ -323,10 +328,10 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
         _run("ip", "addr", "replace", f"{POD_GATEWAY}/24", "dev", BRIDGE)
         _run("ip", "link", "set", BRIDGE, "up")
         _run("ip", "route", "replace", "blackhole", POD_RANGE)
-        for controller in CGROUP_CONTROLLERS:
-            path = CGROUP_V1 / controller / CGROUP_ROOT
+        for hierarchy in cgroup_hierarchies():
+            path = hierarchy / CGROUP_ROOT
             path.mkdir(exist_ok=True)
-            if controller == "cpuset":
+            if hierarchy.name == "cpuset":
                 for name in ("cpuset.cpus", "cpuset.mems"):
                     (path / name).write_text((CGROUP_V1 / "cpuset" / name).read_text())
 
@@ -416,10 +421,10 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
 
     def _cgroup_dirs(self) -> list[Path]:
         found = []
-        for controller in CGROUP_CONTROLLERS:
-            top = CGROUP_V1 / controller / CGROUP_ROOT
+        for hierarchy in cgroup_hierarchies():
+            top = hierarchy / CGROUP_ROOT
             if top.is_dir():
-                found.extend(p for p, _, _ in os.walk(top))
+                found.extend(Path(p) for p, _, _ in os.walk(top))
         return sorted(found, key=lambda p: str(p).count("/"), reverse=True)
 
     def _remove_cgroups(self) -> None:
