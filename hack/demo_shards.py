@@ -8,6 +8,7 @@ import json
 import re
 import subprocess
 import sys
+import threading
 
 from shard_operator.client import ShardClient
 
@@ -22,6 +23,8 @@ def forward(namespace: str, pod: str) -> tuple[subprocess.Popen[str], int]:
                              f"pod/{pod}", ":8080"], stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     line = proc.stdout.readline()
+    # kubectl prints a line per connection: keep draining, or a full pipe stalls it
+    threading.Thread(target=proc.stdout.read, daemon=True).start()
     match = re.search(r"127\.0\.0\.1:(\d+)", line)
     if not match:
         proc.terminate()

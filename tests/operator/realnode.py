@@ -9,10 +9,11 @@ from __future__ import annotations
 import json
 import os
 import re
-import select
 import signal
 import subprocess
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -64,26 +65,24 @@ class PortForward(ShardHTTP):
         return self._port
 
     def _start(self) -> None:
+        # kubectl prints a line per connection: to a file, so that it never blocks on a
+        # full pipe (a pipe nobody drains stalls every forwarded connection).
+        self.log = tempfile.NamedTemporaryFile(prefix="port-forward-", suffix=".log")
         self.proc = subprocess.Popen(
             ["kubectl", f"--kubeconfig={self.cluster.kubeconfig}", "-n", self.namespace,
              "port-forward", "--address=127.0.0.1", f"pod/{self.pod}", f":{self.remote}"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        assert self.proc.stdout is not None
+            stdout=self.log, stderr=subprocess.STDOUT, text=True)
         deadline = time.monotonic() + FORWARD_START
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([self.proc.stdout], [], [], 0.5)
-            if ready:
-                line = self.proc.stdout.readline()
-                match = re.search(r"Forwarding from 127\.0\.0\.1:(\d+)", line)
-                if match:
-                    self._port = int(match.group(1))
-                    return
-            if self.proc.poll() is not None:
-                break
-        stderr = self.proc.stderr.read() if self.proc.poll() is not None and self.proc.stderr \
-            else ""
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            match = re.search(r"Forwarding from 127\.0\.0\.1:(\d+)",
+                              Path(self.log.name).read_text(errors="replace"))
+            if match:
+                self._port = int(match.group(1))
+                return
+            time.sleep(0.05)
+        output = Path(self.log.name).read_text(errors="replace")
         self.close()
-        raise AssertionError(f"port-forward to {self.pod} did not start: {stderr}")
+        raise AssertionError(f"port-forward to {self.pod} did not start: {output}")
 
     @property
     def address(self) -> tuple[str, int]:

@@ -12,8 +12,13 @@ from localcluster import LocalCluster
 from shard_operator.client import ReadResult, ShardClient
 from tests.conftest import wait_for
 from tests.operator.conftest import Kubectl, shardset, wait_ready
-from tests.operator.realnode import REAL_NODE_TEMPLATE, PodShard, real_node_template, \
-    require_real_node, shard_pods
+from tests.operator.realnode import (
+    REAL_NODE_TEMPLATE,
+    PodShard,
+    real_node_template,
+    require_real_node,
+    shard_pods,
+)
 
 pytestmark = pytest.mark.timeout(400)
 KEY = ["k"]
