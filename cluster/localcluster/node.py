@@ -48,7 +48,11 @@ CNI_BIN = Path("/usr/lib/cni")
 CNI_NETWORK = "shard-operator-node"
 # libcni keeps a result cache here whatever the runtime's configuration says.
 CNI_CACHE = Path("/var/lib/cni")
-SHIM_SOCKETS = Path("/run/containerd")
+# Paths that containerd's shims (sockets), libcni (cache) and the kubelet (device
+# plugins, volume plugins) make whatever their configuration says: removed at teardown
+# when they did not exist before the node first started.
+HOST_PATHS = (Path("/run/containerd"), CNI_CACHE, Path("/var/lib/kubelet"),
+              Path("/usr/libexec/kubernetes"))
 IMAGES_MANIFEST = REPO_ROOT / ".images" / "images.json"
 PAUSE_IMAGE_NAME = "shard-operator-pause"
 # Registries whose names a pod spec might carry; each points at a closed loopback port.
@@ -172,10 +176,8 @@ class RealNode:
     def prepare(self, server: str, ports: NodePorts) -> None:
         """Write certificates, kubeconfig, containerd, CNI and kubelet configuration."""
         self.root.mkdir(parents=True, exist_ok=True)
-        # Shims put their sockets under /run/containerd whatever the config says: note
-        # whether it was there, so that teardown removes it only if it made it.
         (self.root / "host.json").write_text(json.dumps(
-            {"shim_sockets_preexisting": SHIM_SOCKETS.exists()}))
+            {"made": [str(path) for path in HOST_PATHS if not path.exists()]}))
         for directory in (self.root / "containerd", self.kubelet_root, self.cni_conf_dir,
                           self.root / "pod-logs", self.root / "volume-plugins"):
             directory.mkdir(parents=True, exist_ok=True)
@@ -373,16 +375,18 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
         _run("ip", "route", "del", "blackhole", POD_RANGE, check=False)
         self._remove_cgroups()
         self._remove_cni_cache()
-        self._remove_shim_sockets()
+        self._remove_host_paths()
         return self.leftovers()
 
-    def _remove_shim_sockets(self) -> None:
+    def _made_host_paths(self) -> list[Path]:
         try:
-            host = json.loads((self.root / "host.json").read_text())
-        except (OSError, json.JSONDecodeError):
-            return
-        if not host.get("shim_sockets_preexisting", True) and SHIM_SOCKETS.exists():
-            shutil.rmtree(SHIM_SOCKETS, ignore_errors=True)
+            return [Path(p) for p in json.loads((self.root / "host.json").read_text())["made"]]
+        except (OSError, KeyError, json.JSONDecodeError):
+            return []
+
+    def _remove_host_paths(self) -> None:
+        for path in self._made_host_paths():
+            shutil.rmtree(path, ignore_errors=True)
 
     def _kill_shims(self) -> None:
         marker = str(self.containerd_socket)
@@ -453,6 +457,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
     def leftovers(self) -> list[str]:
         """Anything of this node still on the machine."""
         found = [f"mount {point}" for point in self.mounts()]
+        found.extend(f"path {path}" for path in self._made_host_paths() if path.exists())
         if _run("ip", "link", "show", BRIDGE, check=False).returncode == 0:
             found.append(f"link {BRIDGE}")
         routes = _run("ip", "route", "show", "type", "blackhole", check=False).stdout
