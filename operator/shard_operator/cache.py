@@ -14,6 +14,7 @@ from .constants import (
     KEY_MAP_PREFIX,
     LABEL_ORIGIN,
 )
+from .failing import last_failure
 from .keys import HASH_CHARS, InvalidKey, Key, decode_segments
 
 SHARD_NAME = re.compile(rf"^([a-z]([-a-z0-9]*[a-z0-9])?)-[a-z2-7]{{{HASH_CHARS}}}$")
@@ -101,6 +102,7 @@ class PodView:
     restarts: int
     waiting_reason: str
     deleting: bool
+    last_failure: float | None = None
 
     @property
     def template_hash(self) -> str:
@@ -118,7 +120,8 @@ class PodView:
                    annotations=dict(meta.get("annotations") or {}),
                    owners=_owner_uids(meta, "Shard"), phase=status.get("phase", "Pending"),
                    ready=ready, restarts=sum(s.get("restartCount", 0) for s in statuses),
-                   waiting_reason=waiting, deleting=bool(meta.get("deletionTimestamp")))
+                   waiting_reason=waiting, deleting=bool(meta.get("deletionTimestamp")),
+                   last_failure=last_failure(statuses))
 
 
 @dataclass(slots=True)

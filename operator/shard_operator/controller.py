@@ -25,6 +25,7 @@ from .constants import (
     ORIGIN_SCHEMA,
     SHARD_PORT,
 )
+from .failing import is_failing, recheck_after
 from .keys import Key, key_map_name, key_to_json
 from .kube import ApiError, Kube
 
@@ -432,6 +433,10 @@ class Controller:
     async def _write_owner_status(self, namespace: str, owner: ShardSetView,
                                   shards: list[ShardView], run: Pass) -> None:
         status = _shardset_status(owner, shards, run, namespace)
+        pods = [o.pod for o in run.outcomes.values() if o.pod is not None]
+        recheck = recheck_after(pods, time.time())
+        if recheck is not None:  # Degraded may clear then, with no event to say so
+            self.queue.add_after((namespace, owner.node_id), recheck)
         metrics.SHARDS.labels(namespace, owner.name, "desired").set(status["desiredShards"])
         metrics.SHARDS.labels(namespace, owner.name, "registered").set(
             status["registeredShards"])
@@ -639,11 +644,12 @@ def _shardset_status(owner: ShardSetView, shards: list[ShardView], run: Pass,
     ready = sum(1 for s in shards if pods.get(s.name) is not None and pods[s.name].ready)
     restarting = sorted(((p.restarts, n) for n, p in pods.items() if p.restarts > 0),
                         reverse=True)
-    crashing = [n for n, p in pods.items() if p.waiting_reason == "CrashLoopBackOff"]
+    now = time.time()
+    crashing = [n for n, p in pods.items() if is_failing(p, now)]
     full = [n for n, (r, _) in run.unregistered_reason.items() if r == "KeyMapFull"]
     degraded_reasons: list[tuple[str, str]] = []
     if crashing:
-        degraded_reasons.append(("CrashLoopBackOff", f"{len(crashing)} shard(s) crash-looping, "
+        degraded_reasons.append(("CrashLoopBackOff", f"{len(crashing)} shard(s) keep failing, "
                                  f"e.g. {', '.join(sorted(crashing)[:3])}"))
     if run.errors:
         degraded_reasons.append(("ReconcileError", "; ".join(run.errors[:3])))

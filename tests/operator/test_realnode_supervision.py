@@ -5,6 +5,7 @@ server whose readiness probe fails is reported not Ready."""
 from __future__ import annotations
 
 import signal
+import time
 
 import pytest
 
@@ -83,6 +84,19 @@ def test_a_container_that_exits_at_once_crash_loops_and_degrades(
         return next((c for c in conds if c["type"] == "Degraded" and c["status"] == "True"), None)
     condition = wait_for(degraded, 60, what="Degraded=True")
     assert "CrashLoopBackOff" in condition["reason"] + condition["message"]
+
+    # Degraded must not flap while the shard keeps failing: through restarts and
+    # back-offs, it stays True with the same transition time (a flap False -> True
+    # between two looks would change it).
+    restarts_before = kubectl.json("pod", pod)["status"]["containerStatuses"][0]["restartCount"]
+    deadline = time.monotonic() + 45
+    while time.monotonic() < deadline:
+        now = degraded()
+        assert now is not None, "Degraded flapped to False while the shard keeps failing"
+        assert now["lastTransitionTime"] == condition["lastTransitionTime"], now
+        time.sleep(0.5)
+    restarts_after = kubectl.json("pod", pod)["status"]["containerStatuses"][0]["restartCount"]
+    assert restarts_after > restarts_before  # it did restart meanwhile
 
 
 def test_a_server_whose_probe_fails_is_not_ready(
