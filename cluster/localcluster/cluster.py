@@ -96,10 +96,17 @@ class ComponentHealth:
 
 
 class LocalCluster:
-    """Start, stop and inspect the local control plane rooted at ``directory``."""
+    """Start, stop and inspect the local control plane rooted at ``directory``.
 
-    def __init__(self, directory: Path | None = None) -> None:
+    The real node is one per machine (its bridge, routes and cgroup root are named):
+    only the default cluster (``.cluster``) starts it unless ``with_real_node`` says
+    otherwise; private clusters of tests and benchmarks run KWOK only."""
+
+    def __init__(self, directory: Path | None = None, with_real_node: bool | None = None
+                 ) -> None:
         self.directory = Path(directory or REPO_ROOT / ".cluster").resolve()
+        self.with_real_node = (self.directory == (REPO_ROOT / ".cluster").resolve()
+                               if with_real_node is None else with_real_node)
         self.pki = PKI(self.directory / "pki")
         self.state_file = self.directory / "state.json"
         self.logs = self.directory / "logs"
@@ -157,7 +164,7 @@ class LocalCluster:
         self._kill_strays()
         self._teardown_node()
         self._wipe()
-        mode = real_node_mode()
+        mode = real_node_mode() if self.with_real_node else "off"
         tools = ensure_tools()
         self.directory.mkdir(parents=True, exist_ok=True)
         self.logs.mkdir(exist_ok=True)
@@ -247,7 +254,7 @@ class LocalCluster:
     def _teardown_node(self) -> None:
         """Remove what the real node made outside its directory (links, routes,
         cgroups, mounts, containers); raise if anything is left."""
-        if not self.node.root.exists():
+        if not self.node.root.exists() or not self.with_real_node:
             return
         leftovers = self.node.teardown()
         if leftovers:
