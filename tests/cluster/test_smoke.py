@@ -9,7 +9,9 @@ import pytest
 from kubernetes_asyncio import client, config, watch
 
 from localcluster import LocalCluster
+from localcluster.node import NODE_LABEL, TAINT_KEY
 from tests.conftest import kubectl_json, wait_for
+from tests.operator.realnode import require_real_node
 
 
 def test_version_is_pinned_release(cluster: LocalCluster) -> None:
@@ -28,9 +30,23 @@ def test_two_ready_kwok_nodes(cluster: LocalCluster) -> None:
 
 def test_every_component_healthy(cluster: LocalCluster) -> None:
     report = {c.name: c for c in cluster.health()}
-    assert set(report) == {"etcd", "kube-apiserver", "kube-controller-manager",
-                           "kube-scheduler", "kwok"}
+    control_plane = {"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler",
+                     "kwok"}
+    real_node = {"containerd", "kubelet"} if cluster.real_node.get("enabled") else set()
+    assert set(report) == control_plane | real_node
     assert all(c.running and c.healthy for c in report.values()), report
+
+
+def test_the_real_node_is_ready_tainted_and_runs_containerd(cluster: LocalCluster) -> None:
+    name = require_real_node(cluster)
+    node = kubectl_json(cluster, "get", "node", name)
+    assert {"key": TAINT_KEY, "value": "true", "effect": "NoSchedule"} in node["spec"]["taints"]
+    assert node["metadata"]["labels"][NODE_LABEL] == "true"
+    assert node["status"]["nodeInfo"]["containerRuntimeVersion"].startswith("containerd://")
+    assert any(c["type"] == "Ready" and c["status"] == "True"
+               for c in node["status"]["conditions"])
+    # the apiserver reaches the kubelet by the node name, which resolves to loopback
+    assert {"type": "Hostname", "address": name} in node["status"]["addresses"]
 
 
 def test_deployment_pods_run_on_kwok_nodes(cluster: LocalCluster, namespace: str) -> None:
