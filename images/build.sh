@@ -1,142 +1,303 @@
 #!/usr/bin/env bash
 # make images: shard-server:<version>, shard-operator:<version> and the real node's
-# sandbox image, built with no Docker engine and no registry:
-#   a Debian bookworm root filesystem (mmdebstrap, Debian packages only; cached per
-#   package list), a venv with the dependencies pinned in pyproject.toml from wheels
-#   downloaded on the host (cached), the project's wheel, and the OCI config each
-#   Dockerfile's final stage declares (images/dockerfile_config.py), packed by umoci
-#   and written by skopeo as docker archives under .images/, listed in .images/images.json.
-# Cached by its inputs: an unchanged set prints "cached" and the digests.
-set -euo pipefail
+# sandbox image shard-operator-pause:<version>, built with no Docker engine and no
+# registry, from Debian packages and the wheels pinned in pyproject.toml:
+#
+#   layer 1  a Debian bookworm root filesystem (mmdebstrap, variant essential, merged
+#            /usr, no docs/man/locales; cached per package list, so both images share
+#            the same layer and containerd stores it once);
+#   layer 2  /opt/venv, made in that root filesystem (chroot) from wheels downloaded on
+#            the host (cached), with the project's wheel, plus the directories the
+#            Dockerfile makes (/data, owned 65532, 0700, in the server image);
+#   config   what each Dockerfile's final stage declares (images/dockerfile_config.py).
+#
+# umoci makes the OCI layouts, skopeo writes them as docker archives named
+# docker.io/library/<name>:<version> (the name Kubernetes gives `<name>:<version>`),
+# which `ctr -n k8s.io images import` tags as such. Only skopeo's oci: and
+# docker-archive: transports are used: nothing is pulled or pushed. The network is used
+# only by mmdebstrap (the host's Debian mirror) and pip download (PyPI), and only when
+# their caches are cold.
+#
+# Output: .images/<name>-<version>.tar and .images/images.json, a list of
+#   {"name", "ref", "archive" (relative to the repository), "digest" (the image ID: the
+#    digest of its config, the same in the OCI layout, the archive and containerd),
+#    "size_bytes" (of the archive)}.
+# Cached by its inputs (what goes into the wheel, the Dockerfiles, this script, the
+# package list): an unchanged set prints "cached" and the digests.
+#
+# Needs root (mmdebstrap's root mode, chroot) and the Debian packages
+#   mmdebstrap umoci skopeo gcc libc6-dev  (hack/node-deps.sh installs them).
+# Environment: PYTHON (the host's python3 with pip), SHARD_OPERATOR_CACHE (default
+# ~/.cache/shard-operator), IMAGES_FORCE=1 (rebuild even when cached), IMAGES_OUT
+# (instead of .images/, for trying the build without touching the images in use).
+set -Eeuo pipefail
 cd "$(dirname "$0")/.."
 repo="$PWD"
 cache="${SHARD_OPERATOR_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/shard-operator}/images"
-out="$repo/.images"
+out="${IMAGES_OUT:-$repo/.images}"
 python="${PYTHON:-python3}"
-version="$("$python" -c 'import tomllib; print(tomllib.load(open("pyproject.toml","rb"))["project"]["version"])')"
-base_packages="python3,python3-venv,ca-certificates"
-t_all=$SECONDS
+suite=bookworm
+packages=(python3 python3-venv ca-certificates)
+step="start"
+t_all=$(date +%s%N)
+
 say() { printf 'images: %s\n' "$*" >&2; }
-step_start() { t_step=$SECONDS; say "$*"; }
-step_done() { say "  ... $((SECONDS - t_step)) s"; }
+fail() { say "FAILED in step '$step': $*"; exit 1; }
+trap 'rc=$?; say "FAILED in step '"'"'$step'"'"': \`$BASH_COMMAND\` exited with $rc (images/build.sh line $LINENO)"; exit $rc' ERR
+elapsed() { local ns=$(($(date +%s%N) - $1)); printf '%d.%d s' $((ns / 1000000000)) $((ns / 100000000 % 10)); }
+# begin "[n/N] what": a line when a step starts; finish: a line with its time
+begin() { step="$1"; t_step=$(date +%s%N); say "$1 ..."; }
+finish() { say "$step: ${1:-done} in $(elapsed "$t_step")"; }
 
-for tool in mmdebstrap umoci skopeo gcc; do
-  command -v "$tool" >/dev/null || { say "'$tool' is missing (make node-deps installs it)"; exit 1; }
+for tool in mmdebstrap umoci skopeo gcc git flock; do
+  command -v "$tool" >/dev/null || fail "'$tool' is missing (hack/node-deps.sh installs the Debian packages mmdebstrap umoci skopeo gcc libc6-dev)"
 done
-[ "$(id -u)" -eq 0 ] || { say "mmdebstrap's root mode and chroot need root"; exit 1; }
+[ "$(id -u)" -eq 0 ] || fail "needs root (mmdebstrap's root mode and chroot)"
+"$python" -m pip --version >/dev/null 2>&1 || fail "$python has no pip (set PYTHON=.venv/bin/python)"
+version="$("$python" -c 'import tomllib; print(tomllib.load(open("pyproject.toml","rb"))["project"]["version"])')"
 
-inputs="$( (cat images/build.sh images/dockerfile_config.py images/pause/pause.c \
-  images/*/Dockerfile pyproject.toml README.md; echo "$base_packages";
-  git ls-files -co --exclude-standard operator cluster/localcluster | LC_ALL=C sort | xargs cat) \
-  | sha256sum | cut -c1-16)"
-if [ -f "$out/images.json" ] && [ "$(cat "$out/.inputs" 2>/dev/null)" = "$inputs" ]; then
-  say "cached (inputs $inputs)"
-  "$python" -c 'import json,sys; [print(f"{i["ref"]}  {i["digest"]}  {i["size_bytes"]/1e6:.1f} MB") for i in json.load(open(sys.argv[1]))]' "$out/images.json"
+mkdir -p "$cache" "$out"
+exec 9>"$cache/.lock"
+flock 9 || fail "cannot lock $cache/.lock"
+
+# ----- inputs ------------------------------------------------------------------------
+# the build context of the Dockerfiles (Dockerfile.dockerignore): what goes into the wheel
+mapfile -t context < <(git ls-files -co --exclude-standard -- pyproject.toml README.md \
+  operator cluster/localcluster | LC_ALL=C sort -u | while read -r f; do [ -f "$f" ] && echo "$f"; done)
+[ ${#context[@]} -gt 2 ] || fail "no sources found by git ls-files (not a git checkout?)"
+recipe=(images/build.sh images/dockerfile_config.py images/pause/pause.c
+        images/shard-server/Dockerfile images/operator/Dockerfile)
+base_key="$( (echo "$suite ${packages[*]} $(uname -m)"; sed -n '/^# ----- base/,/^# ----- end base/p' images/build.sh) | sha256sum | cut -c1-16)"
+inputs="$( (sha256sum "${context[@]}" "${recipe[@]}"; echo "$base_key") | sha256sum | cut -c1-16)"
+
+print_images() {
+  "$python" - "$out/images.json" <<'PY'
+import json, sys
+for i in json.load(open(sys.argv[1])):
+    print(f"  {i['ref']:<48} {i['digest']}  {i['size_bytes'] / 1e6:6.1f} MB  {i['archive']}")
+PY
+}
+all_archives_there() {
+  "$python" -c 'import json, os, sys; sys.exit(not all(os.path.getsize(i["archive"]) == i["size_bytes"] for i in json.load(open(sys.argv[1]))))' "$out/images.json" 2>/dev/null
+}
+if [ "${IMAGES_FORCE:-}" != 1 ] && [ -f "$out/images.json" ] && \
+   [ "$(cat "$out/.inputs" 2>/dev/null)" = "$inputs" ] && all_archives_there; then
+  say "cached (inputs $inputs unchanged; IMAGES_FORCE=1 rebuilds)"
+  print_images
   exit 0
 fi
+rm -f "$out/.inputs"
+say "building ${version} (inputs $inputs; cache $cache)"
 
-work="$(mktemp -d)"
+work="$(mktemp -d /var/tmp/shard-images.XXXXXX)"
 trap 'rm -rf "$work"' EXIT
-mkdir -p "$cache/wheels" "$out"
+export TMPDIR="$work"  # skopeo's and pip's temporary files
 
-step_start "[1/5] wheels of the pinned dependencies (cache: $cache/wheels)"
-"$python" -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml","rb"))["project"]["dependencies"]))' >"$work/operator-requirements.txt"
-grep -iE '^(aiohttp|click|prometheus-client|python-json-logger)==' "$work/operator-requirements.txt" >"$work/server-requirements.txt"
-"$python" -m pip download --quiet --disable-pip-version-check --only-binary=:all: \
-  -d "$cache/wheels" -r "$work/operator-requirements.txt"
-"$python" -m pip wheel --quiet --disable-pip-version-check --no-deps -w "$work/project" . 2>/dev/null
-step_done
-
-base="$cache/base-$(echo "$base_packages" | sha256sum | cut -c1-12).tar"
-if [ ! -f "$base" ]; then
-  step_start "[2/5] Debian bookworm root filesystem ($base_packages) with mmdebstrap"
-  mmdebstrap --quiet --format=tar --variant=minbase --include="$base_packages" \
-    --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
-    --dpkgopt='path-exclude=/usr/share/locale/*' \
-    --customize-hook='rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/*' \
-    bookworm "$base.tmp" >&2
-  mv "$base.tmp" "$base"
-  step_done
+# ----- base: the Debian root filesystem and its OCI layer, cached per package list --
+base="$cache/base-$base_key"
+begin "[1/6] Debian $suite root filesystem: ${packages[*]}"
+if [ -f "$base/done" ]; then
+  finish "cached ($base)"
 else
-  say "[2/5] Debian root filesystem: cached ($base)"
+  rm -rf "$base" && mkdir -p "$base"
+  mirror=()  # the host's Debian mirror when it is the usual deb822 file, else mmdebstrap's default
+  [ -f /etc/apt/sources.list.d/debian.sources ] && mirror=(/etc/apt/sources.list.d/debian.sources)
+  export SHARD_IMAGES_BASE="$base"
+  # the Python of the image, for the wheels' tags: "3.11 manylinux_2_36_x86_64"
+  export SHARD_IMAGES_TAGS_PY='import platform, sys
+print(f"{sys.version_info[0]}.{sys.version_info[1]}",
+      "manylinux_" + platform.libc_ver()[1].replace(".", "_") + "_" + platform.machine())'
+  say "  mmdebstrap: the packages from the host's Debian mirror (about a minute; log: $base/mmdebstrap.log)"
+  mmdebstrap --quiet --mode=root --format=tar --variant=essential \
+    --include="$(IFS=,; echo "${packages[*]}")" \
+    --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr \
+    --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-include=/usr/share/doc/*/copyright' \
+    --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/info/*' \
+    --dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-exclude=/usr/share/lintian/*' \
+    --customize-hook='chroot "$1" python3 -c "$SHARD_IMAGES_TAGS_PY" > "$SHARD_IMAGES_BASE/python-tags"' \
+    --customize-hook='rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/* "$1"/var/log/apt "$1"/var/cache/debconf/*-old "$1"/var/lib/dpkg/*-old' \
+    --customize-hook=': > "$1/etc/resolv.conf"; echo localhost > "$1/etc/hostname"' \
+    "$suite" "$base/rootfs.tar" "${mirror[@]}" >"$work/mmdebstrap.log" 2>&1 ||
+    { tail -n 30 "$work/mmdebstrap.log" >&2; cp "$work/mmdebstrap.log" "$base/"; fail "mmdebstrap failed (log above)"; }
+  cp "$work/mmdebstrap.log" "$base/"
+  # the layer: the same files without device nodes (the runtime makes /dev)
+  mkdir "$work/base"
+  tar -xf "$base/rootfs.tar" -C "$work/base"
+  tar -cf "$work/base-layer.tar" -C "$work/base" --numeric-owner --xattrs --sort=name \
+    --exclude='./dev/?*' .
+  rm -rf "$work/base"
+  umoci init --layout "$base/oci"
+  umoci new --image "$base/oci:empty"
+  umoci raw add-layer --image "$base/oci:empty" --tag base --history.author="make images" \
+    --history.created_by="mmdebstrap --variant=essential $suite ${packages[*]}" "$work/base-layer.tar"
+  umoci rm --image "$base/oci:empty"
+  rm "$work/base-layer.tar"
+  touch "$base/done"
+  # the root filesystems of other package lists are not used any more
+  find "$cache" -maxdepth 1 -name 'base-*' ! -name "base-$base_key" -exec rm -rf {} +
+  finish
 fi
+# ----- end base
+read -r python_version platform_tag <"$base/python-tags"
 
-# pip in the chroot reads no configuration of this host's
-export PIP_CONFIG_FILE=/dev/null
-unset PIP_FIND_LINKS PIP_INDEX_URL PIP_EXTRA_INDEX_URL
+# ----- wheels: downloaded once per requirement set, then offline ---------------------
+begin "[2/6] wheels of the pinned dependencies (Python $python_version, $platform_tag) and the project's wheel"
+"$python" images/dockerfile_config.py requirements images/operator/Dockerfile pyproject.toml >"$work/shard-operator.txt"
+"$python" images/dockerfile_config.py requirements images/shard-server/Dockerfile pyproject.toml >"$work/shard-server.txt"
+"$python" -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml","rb"))["build-system"]["requires"]))' >"$work/build-system.txt"
+wheels="$cache/wheels"
+# pip expands no manylinux tag: every one the image's glibc runs (manylinux_2_36 ... _2_5)
+glibc_minor="${platform_tag#manylinux_2_}"; glibc_minor="${glibc_minor%%_*}"
+arch="${platform_tag#manylinux_2_"${glibc_minor}"_}"
+platforms=()
+for ((minor = glibc_minor; minor >= 5; minor--)); do platforms+=(--platform "manylinux_2_${minor}_$arch"); done
+platforms+=(--platform "manylinux2014_$arch" --platform "manylinux2010_$arch" --platform "manylinux1_$arch")
+stamp="$wheels/.complete-$( (cat "$work/shard-operator.txt"; echo "$python_version $platform_tag") | sha256sum | cut -c1-16)"
+build_stamp="$cache/build-wheels/.complete-$(sha256sum <"$work/build-system.txt" | cut -c1-16)"
+downloaded=""
+if [ ! -f "$stamp" ]; then
+  mkdir -p "$wheels"
+  "$python" -m pip download --quiet --disable-pip-version-check --only-binary=:all: \
+    --python-version "$python_version" --implementation cp --abi "cp${python_version/./}" \
+    "${platforms[@]}" -d "$wheels" -r "$work/shard-operator.txt"
+  touch "$stamp"; downloaded=" (downloaded)"
+fi
+if [ ! -f "$build_stamp" ]; then
+  mkdir -p "$cache/build-wheels"
+  "$python" -m pip download --quiet --disable-pip-version-check --only-binary=:all: \
+    -d "$cache/build-wheels" -r "$work/build-system.txt"
+  touch "$build_stamp"; downloaded=" (downloaded)"
+fi
+# the project's wheel, built from a copy of the build context (no build/ in the checkout),
+# its build requirements from the cache
+mkdir -p "$work/src" "$work/dist"
+cp --parents -- "${context[@]}" "$work/src/"
+"$python" -m pip wheel --quiet --disable-pip-version-check --no-deps --no-index \
+  --find-links "$cache/build-wheels" -w "$work/dist" "$work/src" >&2
+project_wheel="$(cd "$work/dist" && echo shard_operator-"$version"-*.whl)"
+[ -f "$work/dist/$project_wheel" ] || fail "no wheel shard_operator-$version-*.whl was built"
+finish "$(ls "$wheels"/*.whl | wc -l) wheels$downloaded, $project_wheel"
 
-# build_python_image NAME DOCKERFILE REQUIREMENTS CHECK-COMMAND...
-build_python_image() {
-  local name="$1" dockerfile="$2" requirements="$3"; shift 3
-  local layout="$work/$name-oci" bundle="$work/$name-bundle" rootfs
-  step_start "[$name] root filesystem, venv, wheels"
-  umoci init --layout "$layout"
-  umoci new --image "$layout:$version"
-  umoci unpack --image "$layout:$version" "$bundle" >/dev/null
-  rootfs="$bundle/rootfs"
-  tar -xf "$base" -C "$rootfs"
-  mkdir -p "$rootfs/tmp/wheels"
-  cp "$cache/wheels"/* "$work/project"/*.whl "$requirements" "$rootfs/tmp/wheels/"
-  chroot "$rootfs" /usr/bin/python3 -m venv /opt/venv
-  chroot "$rootfs" /opt/venv/bin/pip install --quiet --disable-pip-version-check --no-index \
-    --find-links /tmp/wheels -r "/tmp/wheels/$(basename "$requirements")"
-  local wheel
-  wheel="$(cd "$work/project" && ls shard_operator-*.whl)"
-  chroot "$rootfs" /opt/venv/bin/pip install --quiet --disable-pip-version-check --no-index \
-    --no-deps "/tmp/wheels/$wheel"
-  chroot "$rootfs" /opt/venv/bin/pip uninstall --quiet --yes pip setuptools >/dev/null 2>&1 || true
-  rm -rf "$rootfs/tmp/wheels" "$rootfs/root/.cache"
-  find "$rootfs/opt/venv" -name __pycache__ -prune -exec rm -rf {} +
-  chroot "$rootfs" env PATH=/opt/venv/bin:/usr/bin:/bin "$@" >/dev/null
-  if grep -q '^VOLUME \["/data"\]' "$dockerfile"; then
-    install -d -m 0700 -o 65532 -g 65532 "$rootfs/data"
-  fi
-  step_done
-  step_start "[$name] layer and config (umoci), archive (skopeo)"
-  umoci repack --image "$layout:$version" "$bundle"
-  mapfile -t config < <("$python" images/dockerfile_config.py "$dockerfile")
-  umoci config --image "$layout:$version" "${config[@]}" --author="shard-operator make images"
-  write_archive "$name" "$layout"
-  step_done
+# in_chroot ROOTFS [--userspec=U:G] COMMAND...: run in the image's root filesystem, with
+# none of this host's environment (no PIP_*, no PYTHON*, no proxy)
+in_chroot() {
+  local rootfs="$1"; shift
+  local spec=()
+  [[ "$1" == --userspec=* ]] && { spec=("$1"); shift; }
+  env -i PATH=/opt/venv/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 \
+    chroot "${spec[@]}" "$rootfs" "$@"
 }
 
+# build_python_image N NAME DOCKERFILE CHECK-COMMAND...
+build_python_image() {
+  local n="$1" name="$2" dockerfile="$3"; shift 3
+  local rootfs="$work/$name-rootfs" layout="$work/$name-oci" requirements="$work/$name.txt"
+  begin "[$n/6] $name: venv (/opt/venv) and the project's wheel"
+  mkdir -p "$rootfs"
+  tar -xf "$base/rootfs.tar" -C "$rootfs"
+  mkdir "$rootfs/tmp/wheels"
+  cp "$wheels"/*.whl "$work/dist/$project_wheel" "$requirements" "$rootfs/tmp/wheels/"
+  local pip=(/opt/venv/bin/pip install --quiet --disable-pip-version-check --no-cache-dir
+             --no-index --find-links /tmp/wheels)
+  in_chroot "$rootfs" python3 -m venv /opt/venv
+  in_chroot "$rootfs" "${pip[@]}" -r "/tmp/wheels/$name.txt"
+  if [ "$name" = shard-operator ]; then
+    # all of the project's dependencies: pip resolves them again, against the pins
+    in_chroot "$rootfs" "${pip[@]}" "/tmp/wheels/$project_wheel"
+    in_chroot "$rootfs" /opt/venv/bin/pip check --disable-pip-version-check >"$work/pip-check" ||
+      { cat "$work/pip-check" >&2; fail "pip check: the pinned dependencies do not fit together"; }
+  else
+    # the server's dependencies only (as images/shard-server/Dockerfile installs it)
+    in_chroot "$rootfs" "${pip[@]}" --no-deps "/tmp/wheels/$project_wheel"
+  fi
+  in_chroot "$rootfs" /opt/venv/bin/pip uninstall --quiet --yes pip setuptools >/dev/null
+  rm -rf "$rootfs/tmp/wheels"
+  # the directories the Dockerfile makes (each VOLUME and the WORKDIR), owner and mode as it sets
+  local paths=(./opt/venv) path uid gid mode
+  while read -r path uid gid mode; do
+    install -d -o "$uid" -g "$gid" -m "$mode" "$rootfs$path"
+    paths+=(".$path")
+  done < <("$python" images/dockerfile_config.py directories "$dockerfile")
+  # the venv works, as the image's user
+  local user
+  user="$("$python" images/dockerfile_config.py umoci-args "$dockerfile" | sed -n 's/^--config.user=//p')"
+  in_chroot "$rootfs" --userspec="${user:-0:0}" "$@" >/dev/null
+  finish "$(du -sm "$rootfs/opt/venv" | cut -f1) MB venv, '$*' runs as ${user:-root}"
+
+  begin "[$n/6] $name: layer and config (umoci)"
+  tar -cf "$work/$name-layer.tar" -C "$rootfs" --numeric-owner --xattrs --sort=name "${paths[@]}"
+  rm -rf "$rootfs"
+  cp -a "$base/oci" "$layout"
+  umoci raw add-layer --image "$layout:base" --tag "$version" --history.author="make images" \
+    --history.created_by="make images: ${paths[*]} (venv from pinned wheels, $project_wheel)" \
+    "$work/$name-layer.tar"
+  rm "$work/$name-layer.tar"
+  mapfile -t config < <("$python" images/dockerfile_config.py umoci-args "$dockerfile")
+  umoci config --image "$layout:$version" --no-history "${config[@]}" \
+    --author="shard-operator make images" --config.label="org.opencontainers.image.version=$version"
+  finish
+}
+
+archived=()
+# write_archive NAME LAYOUT: .images/NAME-VERSION.tar named docker.io/library/NAME:VERSION
 write_archive() {
   local name="$1" layout="$2" ref="docker.io/library/$1:$version"
-  skopeo copy --quiet "oci:$layout:$version" "docker-archive:$out/$name-$version.tar.tmp:$ref"
-  mv "$out/$name-$version.tar.tmp" "$out/$name-$version.tar"
-  local digest
-  digest="$(skopeo inspect --format '{{.Digest}}' "oci:$layout:$version")"
-  printf '%s\t%s\t%s\t%s\n' "$name" "$ref" ".images/$name-$version.tar" "$digest" >>"$work/built.tsv"
+  local archive="$out/$name-$version.tar"
+  rm -f "$archive.tmp"
+  skopeo --insecure-policy copy --quiet "oci:$layout:$version" "docker-archive:$archive.tmp:$ref" >&2
+  mv "$archive.tmp" "$archive"
+  archived+=("$name" "$ref" "$archive" "$layout")
 }
 
-step_start "[3/5] shard-server"
-build_python_image shard-server images/shard-server/Dockerfile "$work/server-requirements.txt" \
-  shard-server --help
-step_start "[4/5] shard-operator"
-build_python_image shard-operator images/operator/Dockerfile "$work/operator-requirements.txt" \
-  shard-operator run --help
+build_python_image 3 shard-server images/shard-server/Dockerfile shard-server --help
+build_python_image 4 shard-operator images/operator/Dockerfile shard-operator run --help
 
-step_start "[5/5] shard-operator-pause (static C, the real node's sandbox image)"
-layout="$work/pause-oci"
-umoci init --layout "$layout"
-umoci new --image "$layout:$version"
-umoci unpack --image "$layout:$version" "$work/pause-bundle" >/dev/null
-gcc -static -Os -s -o "$work/pause-bundle/rootfs/pause" images/pause/pause.c
-umoci repack --image "$layout:$version" "$work/pause-bundle"
-umoci config --image "$layout:$version" --config.user=65535:65535 --config.entrypoint=/pause
-write_archive shard-operator-pause "$layout"
-step_done
+begin "[5/6] shard-operator-pause: static /pause (images/pause/pause.c), user 65535"
+mkdir -p "$work/pause-rootfs"
+gcc -static -Os -s -Wall -Werror -o "$work/pause-rootfs/pause" images/pause/pause.c
+tar -cf "$work/pause-layer.tar" -C "$work/pause-rootfs" --numeric-owner --owner=0 --group=0 ./pause
+umoci init --layout "$work/pause-oci"
+umoci new --image "$work/pause-oci:$version"
+umoci raw add-layer --image "$work/pause-oci:$version" --history.author="make images" \
+  --history.created_by="gcc -static -Os images/pause/pause.c" "$work/pause-layer.tar"
+umoci config --image "$work/pause-oci:$version" --no-history --config.user=65535:65535 \
+  --config.entrypoint=/pause --author="shard-operator make images"
+finish "$(stat -c %s "$work/pause-rootfs/pause") bytes"
 
-"$python" - "$work/built.tsv" "$out/images.json" <<'PY'
+begin "[6/6] archives (skopeo: oci: to docker-archive:, nothing pulled or pushed)"
+write_archive shard-server "$work/shard-server-oci"
+write_archive shard-operator "$work/shard-operator-oci"
+write_archive shard-operator-pause "$work/pause-oci"
+"$python" - "$out/images.json" "$repo" "$version" "${archived[@]}" <<'PY'
 import json, os, sys
+path, repo, version, rest = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
 images = []
-for line in open(sys.argv[1]):
-    name, ref, archive, digest = line.rstrip("\n").split("\t")
-    images.append({"name": name, "ref": ref, "archive": archive, "digest": digest,
+for name, ref, archive, layout in zip(*[iter(rest)] * 4):
+    index = json.load(open(os.path.join(layout, "index.json")))
+    (entry,) = [m for m in index["manifests"]
+                if m.get("annotations", {}).get("org.opencontainers.image.ref.name") == version]
+    algorithm, digest = entry["digest"].split(":")
+    manifest = json.load(open(os.path.join(layout, "blobs", algorithm, digest)))
+    if os.path.commonpath([repo, archive]) == repo:
+        archive = os.path.relpath(archive, repo)  # relative to the repository's root
+    images.append({"name": name, "ref": ref, "archive": archive,
+                   "digest": manifest["config"]["digest"],
                    "size_bytes": os.path.getsize(archive)})
-json.dump(images, open(sys.argv[2], "w"), indent=2)
-for i in images:
-    print(f"{i['ref']}  {i['digest']}  {i['size_bytes'] / 1e6:.1f} MB")
+    compressed = sum(layer["size"] for layer in manifest["layers"]) + manifest["config"]["size"]
+    print(f"images: {name}: {len(manifest['layers'])} layers, {compressed / 1e6:.1f} MB compressed"
+          f" (gzip, as a registry would hold it), {os.path.getsize(archive) / 1e6:.1f} MB archive",
+          file=sys.stderr)
+with open(path + ".tmp", "w") as f:
+    json.dump(images, f, indent=2)
+    f.write("\n")
+os.replace(path + ".tmp", path)
+# archives of other versions are no longer listed
+listed = {os.path.basename(i["archive"]) for i in images}
+for stale in os.listdir(os.path.dirname(path)):
+    if stale.endswith(".tar") and stale not in listed:
+        os.remove(os.path.join(os.path.dirname(path), stale))
 PY
+finish
 echo "$inputs" >"$out/.inputs"
-say "done in $((SECONDS - t_all)) s"
+say "built in $(elapsed "$t_all"):"
+print_images
