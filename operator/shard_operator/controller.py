@@ -649,7 +649,7 @@ def _shardset_status(owner: ShardSetView, shards: list[ShardView], run: Pass,
     full = [n for n, (r, _) in run.unregistered_reason.items() if r == "KeyMapFull"]
     degraded_reasons: list[tuple[str, str]] = []
     if crashing:
-        degraded_reasons.append(("CrashLoopBackOff", f"{len(crashing)} shard(s) keep failing, "
+        degraded_reasons.append(("CrashLoopBackOff", f"{len(crashing)} shard(s) crash-looping, "
                                  f"e.g. {', '.join(sorted(crashing)[:3])}"))
     if run.errors:
         degraded_reasons.append(("ReconcileError", "; ".join(run.errors[:3])))
