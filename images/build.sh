@@ -6,9 +6,13 @@
 #   layer 1  a Debian bookworm root filesystem (mmdebstrap, variant essential, merged
 #            /usr, no docs/man/locales; cached per package list, so both images share
 #            the same layer and containerd stores it once);
-#   layer 2  /opt/venv, made in that root filesystem (chroot) from wheels downloaded on
-#            the host (cached), with the project's wheel, plus the directories the
-#            Dockerfile makes (/data, owned 65532, 0700, in the server image);
+#   layer 2  /opt/venv with the dependencies pinned in pyproject.toml, installed in that
+#            root filesystem (chroot, pip from Debian's pip wheel, no index) from wheels
+#            downloaded on the host for the image's Python and glibc; cached per
+#            requirement set;
+#   layer 3  the project's wheel installed into that venv, and the directories the
+#            Dockerfile makes (/data, owned 65532, 0700, in the server image): all a
+#            code change rebuilds;
 #   config   what each Dockerfile's final stage declares (images/dockerfile_config.py).
 #
 # umoci makes the OCI layouts, skopeo writes them as docker archives named
@@ -87,7 +91,7 @@ if [ "${IMAGES_FORCE:-}" != 1 ] && [ -f "$out/images.json" ] && \
   exit 0
 fi
 rm -f "$out/.inputs"
-say "building ${version} (inputs $inputs; cache $cache)"
+say "building ${version}: inputs $inputs (${#context[@]} files of the build context and ${#recipe[@]} of the recipe) hashed in $(elapsed "$t_all"); cache $cache"
 
 work="$(mktemp -d /var/tmp/shard-images.XXXXXX)"
 trap 'rm -rf "$work"' EXIT
@@ -168,12 +172,21 @@ if [ ! -f "$build_stamp" ]; then
     -d "$cache/build-wheels" -r "$work/build-system.txt"
   touch "$build_stamp"; downloaded=" (downloaded)"
 fi
-# the project's wheel, built from a copy of the build context (no build/ in the checkout),
-# its build requirements from the cache
+# the project's wheel, built from a copy of the build context (no build/ in the checkout)
+# in a venv of its build requirements (pyproject's build-system), cached
 mkdir -p "$work/src" "$work/dist"
 cp --parents -- "${context[@]}" "$work/src/"
-"$python" -m pip wheel --quiet --disable-pip-version-check --no-deps --no-index \
-  --find-links "$cache/build-wheels" -w "$work/dist" "$work/src" >&2
+build_venv="$cache/build-venv-$( ("$python" -c 'import sys; print(sys.version)'; cat "$work/build-system.txt") | sha256sum | cut -c1-16)"
+if [ ! -f "$build_venv/done" ]; then
+  rm -rf "$build_venv"
+  "$python" -m venv "$build_venv"
+  "$build_venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-index \
+    --find-links "$cache/build-wheels" -r "$work/build-system.txt"
+  touch "$build_venv/done"
+  find "$cache" -maxdepth 1 -name 'build-venv-*' ! -path "$build_venv" -exec rm -rf {} +
+fi
+"$build_venv/bin/python" -m pip wheel --quiet --disable-pip-version-check --no-deps --no-index \
+  --no-build-isolation -w "$work/dist" "$work/src" >&2
 project_wheel="$(cd "$work/dist" && echo shard_operator-"$version"-*.whl)"
 [ -f "$work/dist/$project_wheel" ] || fail "no wheel shard_operator-$version-*.whl was built"
 finish "$(ls "$wheels"/*.whl | wc -l) wheels$downloaded, $project_wheel"
@@ -188,54 +201,81 @@ in_chroot() {
     chroot "${spec[@]}" "$rootfs" "$@"
 }
 
-# build_python_image N NAME DOCKERFILE CHECK-COMMAND...
+# build_python_image N NAME DOCKERFILE CHECK-COMMAND...: three layers, the base, the
+# pinned dependencies in /opt/venv (cached per requirement set: a code change rebuilds
+# only the third), and the project (its files in /opt/venv, the Dockerfile's directories)
 build_python_image() {
   local n="$1" name="$2" dockerfile="$3"; shift 3
   local rootfs="$work/$name-rootfs" layout="$work/$name-oci" requirements="$work/$name.txt"
-  begin "[$n/6] $name: venv (/opt/venv) and the project's wheel"
+  begin "[$n/6] $name: $(wc -l <"$requirements") pinned dependencies in /opt/venv"
   mkdir -p "$rootfs"
   tar -xf "$base/rootfs.tar" -C "$rootfs"
-  mkdir "$rootfs/tmp/wheels"
-  cp "$wheels"/*.whl "$work/dist/$project_wheel" "$requirements" "$rootfs/tmp/wheels/"
-  local pip=(/opt/venv/bin/pip install --quiet --disable-pip-version-check --no-cache-dir
-             --no-index --find-links /tmp/wheels)
-  in_chroot "$rootfs" python3 -m venv /opt/venv
-  in_chroot "$rootfs" "${pip[@]}" -r "/tmp/wheels/$name.txt"
-  if [ "$name" = shard-operator ]; then
-    # all of the project's dependencies: pip resolves them again, against the pins
-    in_chroot "$rootfs" "${pip[@]}" "/tmp/wheels/$project_wheel"
-    in_chroot "$rootfs" /opt/venv/bin/pip check --disable-pip-version-check >"$work/pip-check" ||
-      { cat "$work/pip-check" >&2; fail "pip check: the pinned dependencies do not fit together"; }
+  # pip runs from Debian's pip wheel (python3-venv): the venv itself gets no pip
+  local pip_wheel
+  pip_wheel="$(cd "$rootfs" && echo usr/share/python-wheels/pip-*.whl)"
+  [ -f "$rootfs/$pip_wheel" ] || fail "no pip wheel in the base ($pip_wheel)"
+  local pip=(/opt/venv/bin/python "/$pip_wheel/pip" --disable-pip-version-check --no-cache-dir)
+  local install=("${pip[@]}" install --quiet --no-index --find-links /tmp/wheels)
+  # ----- deps: the pinned dependencies' layer, cached
+  local deps
+  deps="$cache/deps-$name-$( (echo "$base_key $python_version $platform_tag"; cat "$requirements"
+    sed -n '/^  # ----- deps/,/^  # ----- end deps/p' images/build.sh) | sha256sum | cut -c1-16)"
+  if [ -f "$deps/done" ]; then
+    tar -xf "$deps/venv.tar" -C "$rootfs"
+    finish "cached ($deps)"
   else
-    # the server's dependencies only (as images/shard-server/Dockerfile installs it)
-    in_chroot "$rootfs" "${pip[@]}" --no-deps "/tmp/wheels/$project_wheel"
+    rm -rf "$deps" && mkdir -p "$deps"
+    mkdir "$rootfs/tmp/wheels"
+    cp "$wheels"/*.whl "$requirements" "$rootfs/tmp/wheels/"
+    in_chroot "$rootfs" python3 -m venv --without-pip /opt/venv
+    in_chroot "$rootfs" "${install[@]}" -r "/tmp/wheels/$name.txt"
+    rm -rf "$rootfs/tmp/wheels"
+    tar -cf "$deps/venv.tar" -C "$rootfs" --numeric-owner --xattrs --sort=name ./opt/venv
+    cp -a "$base/oci" "$deps/oci"
+    umoci raw add-layer --image "$deps/oci:base" --tag deps --history.author="make images" \
+      --history.created_by="make images: /opt/venv, $(paste -sd' ' "$requirements")" "$deps/venv.tar"
+    touch "$deps/done"
+    find "$cache" -maxdepth 1 -name "deps-$name-*" ! -path "$deps" -exec rm -rf {} +
+    finish "$(du -sm "$rootfs/opt/venv" | cut -f1) MB"
   fi
-  in_chroot "$rootfs" /opt/venv/bin/pip uninstall --quiet --yes pip setuptools >/dev/null
+  # ----- end deps
+  begin "[$n/6] $name: the project's wheel, the Dockerfile's directories and config"
+  mkdir "$rootfs/tmp/wheels"
+  cp "$work/dist/$project_wheel" "$rootfs/tmp/wheels/"
+  touch "$work/$name.mark"
+  # as each Dockerfile installs it: the server's wheel alone, the operator's with all of
+  # its dependencies (here already installed: pip check says whether they fit)
+  in_chroot "$rootfs" "${install[@]}" --no-deps "/tmp/wheels/$project_wheel"
   rm -rf "$rootfs/tmp/wheels"
-  # the directories the Dockerfile makes (each VOLUME and the WORKDIR), owner and mode as it sets
-  local paths=(./opt/venv) path uid gid mode
+  if [ "$name" = shard-operator ]; then
+    in_chroot "$rootfs" "${pip[@]}" check >"$work/pip-check" ||
+      { cat "$work/pip-check" >&2; fail "pip check: the pinned dependencies do not fit together"; }
+  fi
+  # the layer: what the project's install changed, and each VOLUME and the WORKDIR with
+  # the owner and mode the Dockerfile gives them
+  (cd "$rootfs" && find ./opt/venv -cnewer "$work/$name.mark") >"$work/$name.files"
+  grep -q "/shard_operator/__init__.py$" "$work/$name.files" || fail "the project's files were not found"
+  local path uid gid mode
   while read -r path uid gid mode; do
     install -d -o "$uid" -g "$gid" -m "$mode" "$rootfs$path"
-    paths+=(".$path")
+    echo ".$path" >>"$work/$name.files"
   done < <("$python" images/dockerfile_config.py directories "$dockerfile")
   # the venv works, as the image's user
   local user
   user="$("$python" images/dockerfile_config.py umoci-args "$dockerfile" | sed -n 's/^--config.user=//p')"
   in_chroot "$rootfs" --userspec="${user:-0:0}" "$@" >/dev/null
-  finish "$(du -sm "$rootfs/opt/venv" | cut -f1) MB venv, '$*' runs as ${user:-root}"
-
-  begin "[$n/6] $name: layer and config (umoci)"
-  tar -cf "$work/$name-layer.tar" -C "$rootfs" --numeric-owner --xattrs --sort=name "${paths[@]}"
+  LC_ALL=C sort -o "$work/$name.files" "$work/$name.files"
+  tar -cf "$work/$name-layer.tar" -C "$rootfs" --numeric-owner --xattrs --no-recursion \
+    -T "$work/$name.files"
   rm -rf "$rootfs"
-  cp -a "$base/oci" "$layout"
-  umoci raw add-layer --image "$layout:base" --tag "$version" --history.author="make images" \
-    --history.created_by="make images: ${paths[*]} (venv from pinned wheels, $project_wheel)" \
+  cp -a "$deps/oci" "$layout"
+  umoci raw add-layer --image "$layout:deps" --tag "$version" --history.author="make images" \
+    --history.created_by="make images: $project_wheel and the Dockerfile's directories" \
     "$work/$name-layer.tar"
-  rm "$work/$name-layer.tar"
   mapfile -t config < <("$python" images/dockerfile_config.py umoci-args "$dockerfile")
   umoci config --image "$layout:$version" --no-history "${config[@]}" \
     --author="shard-operator make images" --config.label="org.opencontainers.image.version=$version"
-  finish
+  finish "$(wc -l <"$work/$name.files") paths in the project's layer; '$*' runs as ${user:-root}"
 }
 
 archived=()
