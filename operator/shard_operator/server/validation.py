@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Final
 
-from .keys import Key, KeyEncoding, KeyFormatError, decode_key
+from ..keycodec import InvalidKey, Key, KeyEncoding, decode_key
 from .values import JSONValueError, loads_strict
 
 MAX_HEIGHT: Final = 2**63 - 1
@@ -83,7 +83,7 @@ def _key(body: dict[str, Any], encoding: KeyEncoding) -> Key:
             )
     try:
         return decode_key(segments, encoding)
-    except KeyFormatError as exc:
+    except InvalidKey as exc:
         raise BadRequest(f"field 'key': {exc} (this shard uses {encoding.value} keys)") from None
 
 
