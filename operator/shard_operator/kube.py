@@ -11,6 +11,7 @@ import os
 import secrets
 from typing import Any
 
+import aiohttp
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 
@@ -42,6 +43,17 @@ class ApiError(Exception):
     @property
     def conflict(self) -> bool:
         return self.status == 409
+
+
+# No answer from the API server (connection refused or reset, a timeout): worth a retry.
+TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (aiohttp.ClientError, TimeoutError)
+
+
+def transient(error: BaseException) -> bool:
+    """Whether a retry may succeed: no answer, a conflict, throttling or a server error."""
+    if isinstance(error, ApiError):
+        return error.status in (0, 408, 409, 429) or error.status >= 500
+    return isinstance(error, TRANSPORT_ERRORS)
 
 
 async def load_config(pool_size: int = 64) -> client.ApiClient:
