@@ -85,6 +85,14 @@ def _json_value(value: Any) -> None:
                            f"{INITIAL_VALUE_MAX_BYTES}-byte limit")
 
 
+def validate_start(node_id: str, key: Sequence[str | bytes], initial_value: Any = None
+                   ) -> None:
+    """Refuse (InvalidInput) what ``start_shard`` would refuse before any API call."""
+    _node(node_id)
+    _key(key)
+    _json_value(initial_value)
+
+
 async def _find_shardset(kube: Kube, namespace: str, node_id: str) -> dict[str, Any]:
     sets = [s for s in await kube.list_custom("ShardSet", namespace)
             if (s.get("spec") or {}).get("nodeId") == node_id

@@ -56,14 +56,17 @@ def transient(error: BaseException) -> bool:
     return isinstance(error, TRANSPORT_ERRORS)
 
 
-async def load_config(pool_size: int = 64) -> client.ApiClient:
-    """An ApiClient from $KUBECONFIG / ~/.kube/config, or the in-cluster account."""
+async def load_config(pool_size: int = 64, *, kubeconfig: str | None = None,
+                      context: str | None = None) -> client.ApiClient:
+    """An ApiClient from ``kubeconfig`` (else $KUBECONFIG / ~/.kube/config) and its
+    ``context`` (else the current one), or the in-cluster account."""
     configuration = client.Configuration()
-    if os.environ.get("KUBERNETES_SERVICE_HOST") and not os.environ.get("KUBECONFIG"):
+    kubeconfig = kubeconfig or os.environ.get("KUBECONFIG")
+    if os.environ.get("KUBERNETES_SERVICE_HOST") and not kubeconfig and not context:
         config.load_incluster_config(client_configuration=configuration)
     else:
         # Read $KUBECONFIG now: kubernetes_asyncio reads it only once, at import.
-        await config.load_kube_config(config_file=os.environ.get("KUBECONFIG"),
+        await config.load_kube_config(config_file=kubeconfig, context=context,
                                       client_configuration=configuration)
     configuration.connection_pool_maxsize = pool_size
     return client.ApiClient(configuration)
