@@ -94,8 +94,11 @@ def validate_start(node_id: str, key: Sequence[str | bytes], initial_value: Any 
 
 
 async def _find_shardset(kube: Kube, namespace: str, node_id: str) -> dict[str, Any]:
-    sets = [s for s in await kube.list_custom("ShardSet", namespace)
-            if (s.get("spec") or {}).get("nodeId") == node_id
+    """The ShardSet that owns ``node_id`` (the oldest, as the operator decides). The API
+    server selects it by ``spec.nodeId`` (a selectable field of the CRD), so a call
+    costs the matching ShardSets only, not every ShardSet with its whole schema."""
+    listed = await kube.list_custom("ShardSet", namespace, field_selector=f"spec.nodeId={node_id}")
+    sets = [s for s in listed if (s.get("spec") or {}).get("nodeId") == node_id
             and not s["metadata"].get("deletionTimestamp")]
     if not sets:
         raise NoShardSet(node_id, namespace)

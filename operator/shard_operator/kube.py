@@ -145,9 +145,13 @@ class Kube:
         return await self._call(self.custom.get_namespaced_custom_object, GROUP, VERSION,
                                 namespace, PLURALS[kind], name)
 
-    async def list_custom(self, kind: str, namespace: str) -> list[dict[str, Any]]:
+    async def list_custom(self, kind: str, namespace: str, field_selector: str | None = None
+                          ) -> list[dict[str, Any]]:
+        """Every object of ``kind`` in ``namespace``; ``field_selector`` (e.g.
+        ``spec.nodeId=node-1``, a CRD selectable field) lets the API server filter."""
+        extra = {"field_selector": field_selector} if field_selector else {}
         result = await self._call(self.custom.list_namespaced_custom_object, GROUP, VERSION,
-                                  namespace, PLURALS[kind])
+                                  namespace, PLURALS[kind], **extra)
         return result.get("items", [])
 
     async def create_custom(self, kind: str, body: dict[str, Any]) -> dict[str, Any]:

@@ -89,3 +89,23 @@ def test_shard_with_non_canonical_base64_is_rejected(kubectl, crds) -> None:
     assert result.returncode != 0 and "spec.key[0] in body should match" in result.stderr
     shard["spec"]["key"] = ["YQ=="]
     assert kubectl.apply(shard).returncode == 0
+
+
+async def test_shardsets_are_selected_by_node_id_on_the_server(kubectl, crds) -> None:
+    """``start_shard`` asks for the ShardSet of one node id (``spec.nodeId`` is a selectable
+    field), instead of downloading every ShardSet with its schema (issue 14, defect 8)."""
+    from shard_operator import api
+    from shard_operator.kube import Kube, load_config
+
+    for name, node in (("one", "node-a"), ("two", "node-b")):
+        assert kubectl.apply(shardset(name, node, [{"key": ["a"]}])).returncode == 0
+    listed = kubectl.json("shardsets", "--field-selector", "spec.nodeId=node-b")["items"]
+    assert [s["metadata"]["name"] for s in listed] == ["two"]
+    kube = Kube(await load_config(pool_size=2))
+    try:
+        assert (await api._find_shardset(kube, kubectl.namespace, "node-a"))[
+            "metadata"]["name"] == "one"
+        assert await kube.list_custom("ShardSet", kubectl.namespace,
+                                      field_selector="spec.nodeId=node-c") == []
+    finally:
+        await kube.close()

@@ -194,3 +194,14 @@ async def test_hand_made_shard_with_a_non_derived_name_is_refused() -> None:
     assert [(e["type"], e["reason"]) for e in events] == [("Warning", "NameNotDerived")]
     writes = len(world.kube.writes)
     assert await world.reconcile() == [] and len(world.kube.writes) == writes  # settled
+
+
+# ----- defect 8: start_shard asks the API server for one node id's ShardSet ---------------
+
+async def test_start_shard_selects_the_shardset_by_node_id() -> None:
+    world = World()
+    world.shardset("set", "node-1", [{"key": ["a"]}])
+    found = await api._find_shardset(world.kube, "ns", "node-1")  # type: ignore[arg-type]
+    assert found["metadata"]["name"] == "set"
+    assert world.kube.list_calls == [{"kind": "ShardSet",
+                                      "field_selector": "spec.nodeId=node-1"}]
