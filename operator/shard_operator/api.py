@@ -8,6 +8,7 @@ primitives; the plain functions run them in a private event loop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Sequence
 from typing import Any
@@ -35,6 +36,7 @@ from .errors import (
 )
 from .keys import InvalidKey, Key, decode_segments, key_map_name, shard_name, to_key
 from .kube import ApiError, Kube, load_config
+from .reasons import KEY_MAP_PENDING, TERMINAL_REGISTRATION_FAILURES
 
 
 class _Null:
@@ -45,7 +47,6 @@ class _Null:
 
 
 NULL = _Null()
-FAILED_REASONS = ("KeyMapFull", "KeyMapUpdateFailed", "InvalidKey")
 
 
 def get_shard_key_map(node_id: str) -> str:
@@ -84,9 +85,20 @@ def _json_value(value: Any) -> None:
                            f"{INITIAL_VALUE_MAX_BYTES}-byte limit")
 
 
+def validate_start(node_id: str, key: Sequence[str | bytes], initial_value: Any = None
+                   ) -> None:
+    """Refuse (InvalidInput) what ``start_shard`` would refuse before any API call."""
+    _node(node_id)
+    _key(key)
+    _json_value(initial_value)
+
+
 async def _find_shardset(kube: Kube, namespace: str, node_id: str) -> dict[str, Any]:
-    sets = [s for s in await kube.list_custom("ShardSet", namespace)
-            if (s.get("spec") or {}).get("nodeId") == node_id
+    """The ShardSet that owns ``node_id`` (the oldest, as the operator decides). The API
+    server selects it by ``spec.nodeId`` (a selectable field of the CRD), so a call
+    costs the matching ShardSets only, not every ShardSet with its whole schema."""
+    listed = await kube.list_custom("ShardSet", namespace, field_selector=f"spec.nodeId={node_id}")
+    sets = [s for s in listed if (s.get("spec") or {}).get("nodeId") == node_id
             and not s["metadata"].get("deletionTimestamp")]
     if not sets:
         raise NoShardSet(node_id, namespace)
@@ -139,55 +151,70 @@ async def astart_shard(node_id: str, key: Sequence[str | bytes], initial_value: 
             await kube.close()
 
 
+REGISTERED, FAILED, PENDING = "registered", "failed", "pending"
+
+
+def registration_outcome(event: dict[str, Any]) -> tuple[str, str, str] | None:
+    """What one watch event of a new Shard says: ``(REGISTERED | FAILED | PENDING,
+    reason, message)``, or None while it says nothing yet. PENDING is a transient
+    key-map failure the operator retries; it fails the start only if it outlasts the
+    caller's timeout."""
+    if event["type"] == "DELETED":
+        return FAILED, "Deleted", "the Shard was deleted while starting"
+    status = (event["object"] or {}).get("status") or {}
+    if status.get("registered"):
+        return REGISTERED, "", ""
+    cond = next((c for c in status.get("conditions") or [] if c.get("type") == "Registered"),
+                {})
+    if cond.get("reason") in TERMINAL_REGISTRATION_FAILURES:
+        return FAILED, cond["reason"], cond.get("message", "")
+    if cond.get("reason") == KEY_MAP_PENDING:
+        return PENDING, cond["reason"], cond.get("message", "")
+    return None
+
+
 async def _await_registration(kube: Kube, namespace: str, created: dict[str, Any],
                               timeout: float) -> None:
     """Watch the new Shard until the operator registers it or says why it cannot."""
     name, uid = created["metadata"]["name"], created["metadata"]["uid"]
     failure: tuple[str, str] | None = None
+    pending: tuple[str, str] | None = None
     try:
         async with asyncio.timeout(timeout):
             while failure is None:
-                async with watch.Watch() as watcher:
-                    events = [event async for event in _shard_events(
-                        watcher, kube, namespace, name, created, timeout)]
-                for event in events:
-                    obj = event["object"]
-                    if event["type"] == "DELETED":
-                        failure = ("Deleted", "the Shard was deleted while starting")
-                        break
-                    status = obj.get("status") or {}
-                    if status.get("registered"):
-                        return
-                    for cond in status.get("conditions") or []:
-                        if cond.get("type") == "Registered" and cond.get("reason") in (
-                                FAILED_REASONS):
-                            failure = (cond["reason"], cond.get("message", ""))
-                            break
-                    if failure:
-                        break
+                async with watch.Watch() as watcher, contextlib.aclosing(_outcomes(
+                        watcher, kube, namespace, name, created, timeout)) as outcomes:
+                    async for outcome, reason, message in outcomes:
+                        if outcome == REGISTERED:
+                            return
+                        if outcome == FAILED:
+                            failure = (reason, message)
+                        pending = (reason, message) if outcome == PENDING else None
     except TimeoutError:
         await _stop(kube, namespace, name, uid)
+        if pending is not None:
+            raise KeyMapUpdateFailed(f"{pending[0]}: {pending[1]} (still failing after "
+                                     f"{timeout:.0f} s; the shard was stopped again)") from None
         raise StartTimeout(f"shard {name} was not registered within {timeout:.0f} s "
                            "(is the operator running?); it was stopped again") from None
     await _stop(kube, namespace, name, uid)
     raise KeyMapUpdateFailed(f"{failure[0]}: {failure[1]}")
 
 
-async def _shard_events(watcher: watch.Watch, kube: Kube, namespace: str, name: str,
-                        created: dict[str, Any], timeout: float):
-    """Events of one Shard, ending at the first one that decides the outcome."""
+async def _outcomes(watcher: watch.Watch, kube: Kube, namespace: str, name: str,
+                    created: dict[str, Any], timeout: float):
+    """The outcomes one Shard's events say, ending at the first that decides."""
     stream = watcher.stream(
         kube.custom.list_namespaced_custom_object, GROUP, VERSION, namespace, SHARDS,
         field_selector=f"metadata.name={name}",
         resource_version=created["metadata"]["resourceVersion"],
         timeout_seconds=int(timeout) + 1)
     async for event in stream:
-        yield event
-        status = (event["object"] or {}).get("status") or {}
-        conds = {c.get("type"): c for c in status.get("conditions") or []}
-        if event["type"] == "DELETED" or status.get("registered") or (
-                conds.get("Registered", {}).get("reason") in FAILED_REASONS):
-            return
+        outcome = registration_outcome(event)
+        if outcome is not None:
+            yield outcome
+            if outcome[0] != PENDING:
+                return
 
 
 async def _stop(kube: Kube, namespace: str, name: str, uid: str) -> None:

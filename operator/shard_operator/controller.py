@@ -26,12 +26,27 @@ from .constants import (
     SHARD_PORT,
 )
 from .failing import is_failing, recheck_after
-from .keys import Key, key_map_name, key_to_json
-from .kube import ApiError, Kube
+from .keys import Key, key_map_name, key_to_json, shard_name
+from .kube import TRANSPORT_ERRORS, ApiError, Kube, transient
+from .reasons import (
+    CRASH_LOOP,
+    INVALID_KEY,
+    INVALID_SCHEMA,
+    KEY_MAP_FULL,
+    KEY_MAP_PENDING,
+    KEY_MAP_UPDATE_FAILED,
+    NAME_NOT_DERIVED,
+    NO_SHARD_SET,
+    NODE_ID_CONFLICT,
+    RECONCILE_ERROR,
+    REGISTERED,
+    WORKLOAD_MISSING,
+)
 
 log = logging.getLogger("shard_operator.controller")
 NodeKey = tuple[str, str]  # (namespace, nodeId)
 RESTARTING_LIST_MAX = 50
+PROBLEMS_LISTED_MAX = 20
 PAUSE_MAX_SECONDS = 5.0
 
 
@@ -101,8 +116,9 @@ class ShardOutcome:
 class Pass:
     """Everything one reconcile learns, for the status it writes at the end."""
 
-    problems: list[str] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # what makes the generation invalid
+    errors: list[str] = field(default_factory=list)  # failed writes, shown in status
+    retry: list[str] = field(default_factory=list)  # transient failures: retried, logged
     outcomes: dict[str, ShardOutcome] = field(default_factory=dict)
     registered: set[str] = field(default_factory=set)
     unregistered_reason: dict[str, tuple[str, str]] = field(default_factory=dict)
@@ -185,8 +201,12 @@ class Controller:
             key = await self.queue.get()
             started, cpu = time.monotonic(), time.process_time()
             try:
-                retry = await self.reconcile(*key)
-                self._failures.pop(key, None) if not retry else None
+                reasons = await self.reconcile(*key)
+                retry = bool(reasons)
+                if retry:
+                    log.warning("reconcile of %s/%s is retried: %s", *key, "; ".join(reasons[:3]))
+                else:
+                    self._failures.pop(key, None)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -215,7 +235,11 @@ class Controller:
         A few runners take the calls one at a time, each after acquiring a slot, rather
         than a task per call waiting for a slot: with 5,000 shards, the 5,000 waiting
         tasks (task, coroutine, future, context and closure each) held several MB at
-        once, and ``calls`` (often a generator) is now only consumed as slots free up."""
+        once, and ``calls`` (often a generator) is now only consumed as slots free up.
+
+        The runners run in a ``TaskGroup``: when one call raises, the others are
+        cancelled and awaited before this returns (raising that first error), so no call
+        of a pass outlives it and two passes over one node id never overlap."""
         pending = enumerate(calls)
         results: dict[int, Any] = {}
 
@@ -228,29 +252,40 @@ class Controller:
                         return
                     results[index] = await call()
 
-        await asyncio.gather(*(runner() for _ in range(self.concurrency)))
+        try:
+            async with asyncio.TaskGroup() as group:
+                for _ in range(self.concurrency):
+                    group.create_task(runner())
+        except BaseExceptionGroup as failed:
+            raise failed.exceptions[0] from None
         return [results[index] for index in range(len(results))]
 
     # ----- one node id -----------------------------------------------------------------
 
-    async def reconcile(self, namespace: str, node_id: str) -> bool:
-        """Converge one node id; True if it should be retried (an API call failed)."""
+    async def reconcile(self, namespace: str, node_id: str) -> list[str]:
+        """Converge one node id; returns why it should be retried (empty: it need not be).
+
+        A generation with any problem (``render.schema_shards``, a hash collision)
+        applies nothing new: no Shard is created or deleted for it, while the existing
+        shards keep their Pods, Services and key map entries."""
         sets = [s for s in self.cache.shardsets(namespace, node_id) if not s.deleting]
         shards = [s for s in self.cache.shards(namespace, node_id) if not s.deleting]
+        run = Pass()
         if not sets:
-            await self._status_without_owner(namespace, shards)
-            return False
+            await self._status_without_owner(namespace, shards, run)
+            return run.errors + run.retry
         owner, others = sets[0], sets[1:]
         for other in others:
-            await self._refuse_duplicate(other, owner)
-        run = Pass()
+            await self._refuse_duplicate(other, owner, run)
+        shards, refused = _split_refused(shards)
+        await self._refuse_shards(namespace, refused, run)
         wanted, run.problems = render.schema_shards(owner.body, namespace)
         shards = await self._ensure_shards(namespace, owner, wanted, shards, run)
         await self._ensure_workloads(namespace, owner, shards, run)
         await self._ensure_key_map(namespace, owner, shards, run)
         await self._write_shard_statuses(namespace, shards, run)
         await self._write_owner_status(namespace, owner, shards, run)
-        return bool(run.errors)
+        return run.errors + run.retry
 
     async def _ensure_shards(self, namespace: str, owner: ShardSetView,
                              wanted: dict[str, tuple[Key, dict[str, Any]]],
@@ -266,6 +301,8 @@ class Controller:
                 run.problems.append(
                     f"key {key_to_json(key)} hashes to the name of Shard {name}, which holds "
                     f"key {key_to_json(have.key)}: hash collision, not merged")
+        if run.problems:  # an invalid generation applies nothing new
+            return [existing[name] for name in sorted(existing)]
         created = await self._bounded(
             lambda body=body: self._create_custom("Shard", namespace, body, run)
             for body in missing)
@@ -368,17 +405,17 @@ class Controller:
         for shard in sorted(shards, key=lambda s: (s.created, s.name)):
             outcome = run.outcomes.get(shard.name)
             if shard.key is None:
-                run.unregistered_reason[shard.name] = ("InvalidKey", "the key cannot be decoded")
+                run.unregistered_reason[shard.name] = (INVALID_KEY, "the key cannot be decoded")
                 continue
             if outcome is None or outcome.pod is None or outcome.service is None:
                 run.unregistered_reason[shard.name] = (
-                    "WorkloadMissing", outcome.error if outcome and outcome.error
+                    WORKLOAD_MISSING, outcome.error if outcome and outcome.error
                     else "waiting for its Pod and Service")
                 continue
             added = keymap.entry_size(shard.name, shard.key)
             if size + added > KEY_MAP_MAX_BYTES:
                 run.unregistered_reason[shard.name] = (
-                    "KeyMapFull", f"the key map {name} would exceed {KEY_MAP_MAX_BYTES} bytes")
+                    KEY_MAP_FULL, f"the key map {name} would exceed {KEY_MAP_MAX_BYTES} bytes")
                 continue
             size += added
             entries[shard.name] = shard.key
@@ -395,14 +432,25 @@ class Controller:
                 replaced = await self.kube.replace_config_map(desired)
                 metrics.API_WRITES.labels("ConfigMap", "update").inc()
                 self.cache.put("ConfigMap", namespace, replaced)
-        except ApiError as error:
-            if error.conflict and current is None:
+        except (ApiError, *TRANSPORT_ERRORS) as error:
+            message = error.message if isinstance(error, ApiError) else (
+                f"{type(error).__name__}: {error}")
+            if isinstance(error, ApiError) and error.conflict and current is None:
                 # Created meanwhile (or the cache lags): read it and retry next pass.
                 self.cache.put("ConfigMap", namespace,
                                await self.kube.get_config_map(namespace, name))
-            run.errors.append(f"key map update failed: {error.message}")
-            for shard_name in entries:
-                run.unregistered_reason[shard_name] = ("KeyMapUpdateFailed", error.message)
+            # What the map still lists stays registered; only the shards this write was
+            # adding are concerned, and only a refusal that a retry cannot fix is terminal.
+            listed = current.data if current is not None else {}
+            run.registered = {n for n in entries if listed.get(n) == data[n]}
+            if transient(error):
+                run.retry.append(f"key map {name} not written yet: {message}")
+                reason = (KEY_MAP_PENDING, f"the key map write is retried: {message}")
+            else:
+                run.errors.append(f"key map update failed: {message}")
+                reason = (KEY_MAP_UPDATE_FAILED, message)
+            for shard_name in entries.keys() - run.registered:
+                run.unregistered_reason[shard_name] = reason
             return
         run.registered = set(entries)
 
@@ -458,14 +506,16 @@ class Controller:
                 else "Warning"
             await self._event(owner, "ShardSet", kind, ready["reason"], ready["message"])
 
-    async def _refuse_duplicate(self, other: ShardSetView, owner: ShardSetView) -> None:
-        """A second ShardSet for a taken node id: refused in its status, nothing touched."""
+    async def _refuse_duplicate(self, other: ShardSetView, owner: ShardSetView, run: Pass
+                                ) -> None:
+        """A second ShardSet for a taken node id: refused in its status, nothing touched.
+        A failed status write is retried (``run.retry``) and logged by the worker."""
         message = (f"nodeId {other.node_id!r} is already used by ShardSet {owner.name} in "
                    "this namespace; this ShardSet is ignored until that one is deleted")
-        cond = [conditions.condition("Ready", False, "NodeIdConflict", message, other.generation),
-                conditions.condition("Progressing", False, "NodeIdConflict", message,
+        cond = [conditions.condition("Ready", False, NODE_ID_CONFLICT, message, other.generation),
+                conditions.condition("Progressing", False, NODE_ID_CONFLICT, message,
                                      other.generation),
-                conditions.condition("Degraded", True, "NodeIdConflict", message,
+                conditions.condition("Degraded", True, NODE_ID_CONFLICT, message,
                                      other.generation)]
         status = {"observedGeneration": other.generation, "nodeId": other.node_id,
                   "desiredShards": 0, "registeredShards": 0, "readyShards": 0,
@@ -473,14 +523,36 @@ class Controller:
         if _status_differs(other.status, status):
             status["conditions"] = conditions.merge(other.status.get("conditions"), cond)
             namespace = other.body["metadata"]["namespace"]
-            await self._patch_status("ShardSet", namespace, other, status, Pass())
-            await self._event(other, "ShardSet", "Warning", "NodeIdConflict", message)
+            failed = Pass()
+            await self._patch_status("ShardSet", namespace, other, status, failed)
+            if failed.errors:
+                run.retry.extend(failed.errors)
+                return
+            await self._event(other, "ShardSet", "Warning", NODE_ID_CONFLICT, message)
 
-    async def _status_without_owner(self, namespace: str, shards: list[ShardView]) -> None:
-        run = Pass()
+    async def _refuse_shards(self, namespace: str, refused: list[ShardView], run: Pass
+                             ) -> None:
+        """Shards made by hand under another name than ``<nodeId>-<hash of the key>``:
+        refused in their status (once, with a Warning event), never given a Pod, a
+        Service or a key map entry. Adopting one would let two Shards hold one key."""
+        for shard in refused:
+            status = _refused_status(shard, namespace)
+            if not _status_differs(shard.status, status):
+                continue
+            status["conditions"] = conditions.merge(shard.status.get("conditions"),
+                                                    status["conditions"])
+            failed = Pass()
+            await self._patch_status("Shard", namespace, shard, status, failed)
+            run.errors.extend(failed.errors)
+            if not failed.errors:
+                await self._event(shard, "Shard", "Warning", NAME_NOT_DERIVED,
+                                  status["conditions"][0]["message"])
+
+    async def _status_without_owner(self, namespace: str, shards: list[ShardView], run: Pass
+                                    ) -> None:
         for shard in shards:
             run.unregistered_reason[shard.name] = (
-                "NoShardSet", f"no ShardSet with nodeId {shard.node_id!r} in this namespace")
+                NO_SHARD_SET, f"no ShardSet with nodeId {shard.node_id!r} in this namespace")
         await self._write_shard_statuses(namespace, shards, run)
 
     # ----- API calls that keep the cache current ---------------------------------------
@@ -562,6 +634,36 @@ class Controller:
 # ----- pure helpers ------------------------------------------------------------------------
 
 
+def _split_refused(shards: list[ShardView]) -> tuple[list[ShardView], list[ShardView]]:
+    """(supervised, refused): a Shard is supervised only under the name derived from its
+    node id and key, the name ``start_shard`` and the schema give it."""
+    ok, refused = [], []
+    for shard in shards:
+        derived = shard.key is not None and shard.name == shard_name(shard.node_id, shard.key)
+        (ok if derived else refused).append(shard)
+    return ok, refused
+
+
+def _refused_status(shard: ShardView, namespace: str) -> dict[str, Any]:
+    if shard.key is None:
+        message = "its spec.key cannot be decoded; it is not supervised"
+    else:
+        expected = shard_name(shard.node_id, shard.key)
+        message = (f"a Shard's name must be derived from its node id and key; this key's is "
+                   f"{expected}, not {shard.name}. It gets no Pod, Service or key map entry: "
+                   f"delete it and use start_shard (shardctl start-shard), or create it as "
+                   f"{expected}")
+    reason = NAME_NOT_DERIVED if shard.key is not None else INVALID_KEY
+    return {
+        "observedGeneration": shard.generation, "phase": "Refused", "ready": False,
+        "restarts": 0, "registered": False,
+        "conditions": [
+            conditions.condition("Ready", False, reason, message, shard.generation),
+            conditions.condition("Registered", False, reason, message, shard.generation),
+        ],
+    }
+
+
 def _ports_match(ports: list[dict[str, Any]]) -> bool:
     return any(p.get("port") == SHARD_PORT and p.get("targetPort") in (SHARD_PORT, "shard")
                for p in ports)
@@ -608,7 +710,7 @@ def _shard_status(shard: ShardView, run: Pass, namespace: str) -> dict[str, Any]
     outcome = run.outcomes.get(shard.name) or ShardOutcome()
     pod = outcome.pod
     registered = shard.name in run.registered
-    reason, message = run.unregistered_reason.get(shard.name, ("Registered", "in the key map"))
+    reason, message = run.unregistered_reason.get(shard.name, (REGISTERED, "in the key map"))
     ready = bool(pod and pod.ready)
     if pod is None:
         ready_reason, ready_message = "PodMissing", outcome.error or "the Pod does not exist yet"
@@ -628,11 +730,18 @@ def _shard_status(shard: ShardView, run: Pass, namespace: str) -> dict[str, Any]
         "registered": registered,
         "conditions": [
             conditions.condition("Ready", ready, ready_reason, ready_message, shard.generation),
-            conditions.condition("Registered", registered, "Registered" if registered else reason,
+            conditions.condition("Registered", registered, REGISTERED if registered else reason,
                                  "listed in the key map" if registered else message,
                                  shard.generation),
         ],
     }
+
+
+def _invalid_schema_message(problems: list[str]) -> str:
+    shown = "; ".join(problems[:PROBLEMS_LISTED_MAX])
+    more = len(problems) - PROBLEMS_LISTED_MAX
+    return ("this generation is not applied (no Shard is created or deleted for it; the "
+            f"running shards are kept): {shown}" + (f"; and {more} more" if more > 0 else ""))
 
 
 def _shardset_status(owner: ShardSetView, shards: list[ShardView], run: Pass,
@@ -646,17 +755,17 @@ def _shardset_status(owner: ShardSetView, shards: list[ShardView], run: Pass,
                         reverse=True)
     now = time.time()
     crashing = [n for n, p in pods.items() if is_failing(p, now)]
-    full = [n for n, (r, _) in run.unregistered_reason.items() if r == "KeyMapFull"]
+    full = [n for n, (r, _) in run.unregistered_reason.items() if r == KEY_MAP_FULL]
     degraded_reasons: list[tuple[str, str]] = []
+    if run.problems:
+        degraded_reasons.append((INVALID_SCHEMA, _invalid_schema_message(run.problems)))
     if crashing:
-        degraded_reasons.append(("CrashLoopBackOff", f"{len(crashing)} shard(s) crash-looping, "
+        degraded_reasons.append((CRASH_LOOP, f"{len(crashing)} shard(s) crash-looping, "
                                  f"e.g. {', '.join(sorted(crashing)[:3])}"))
     if run.errors:
-        degraded_reasons.append(("ReconcileError", "; ".join(run.errors[:3])))
+        degraded_reasons.append((RECONCILE_ERROR, "; ".join(run.errors[:3])))
     if full:
-        degraded_reasons.append(("KeyMapFull", f"{len(full)} shard(s) do not fit in the key map"))
-    if run.problems:
-        degraded_reasons.append(("InvalidSchema", "; ".join(run.problems[:3])))
+        degraded_reasons.append((KEY_MAP_FULL, f"{len(full)} shard(s) do not fit in the key map"))
     converged = registered == desired and ready == desired and not degraded_reasons
     if converged:
         ready_cond = conditions.condition("Ready", True, "AllShardsReady",

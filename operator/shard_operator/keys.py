@@ -1,20 +1,31 @@
 """Storage keys: validation, canonical bytes, and the names derived from them.
 
 A key is a list of segments. Its identity is the tuple of segment *bytes*: a utf8
-segment is its UTF-8 encoding, a base64 segment is what it decodes to. The Shard name
-hashes a length-prefixed encoding, so ``["a","b"]`` and ``["ab"]`` differ.
+segment is its UTF-8 encoding, a base64 segment is what it decodes to (the codec is
+:mod:`.keycodec`, shared with the shard server). The Shard name hashes a
+length-prefixed encoding, so ``["a","b"]`` and ``["ab"]`` differ.
 """
 
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
-import json
 import re
 from collections.abc import Sequence
 
 from .constants import KEY_MAP_PREFIX
+from .keycodec import (
+    InvalidKey,
+    Key,
+    KeyEncoding,
+    decode_segment,
+    encode_segment,
+    key_from_json,
+    key_to_json,
+)
+
+__all__ = ["InvalidKey", "Key", "KeyEncoding", "decode_segments", "key_from_json",
+           "key_map_name", "key_to_json", "shard_name", "to_key", "validate_node_id"]
 
 NODE_ID_PATTERN = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 NODE_ID_MAX = 40
@@ -22,13 +33,6 @@ MAX_SEGMENTS = 8
 MAX_SEGMENT_CHARS = 128
 HASH_CHARS = 16  # base32 of 80 bits
 FORBIDDEN_IN_TEXT = ("\ufffd", "\x1f")
-
-Key = tuple[bytes, ...]
-
-
-class InvalidKey(ValueError):
-    """A key, segment, encoding or node id that cannot be used."""
-
 
 def validate_node_id(node_id: str) -> str:
     if not isinstance(node_id, str) or not node_id:
@@ -56,15 +60,12 @@ def decode_segments(segments: Sequence[str], encoding: str = "utf8") -> Key:
             raise InvalidKey(f"key segment {index} must be a non-empty string")
         if len(segment) > MAX_SEGMENT_CHARS:
             raise InvalidKey(f"key segment {index} is longer than {MAX_SEGMENT_CHARS} characters")
-        if encoding == "base64":
-            try:
-                out.append(base64.b64decode(segment, validate=True))
-            except (binascii.Error, ValueError) as error:
-                raise InvalidKey(f"key segment {index} is not valid base64: {error}") from None
-        else:
-            if any(ch in segment for ch in FORBIDDEN_IN_TEXT):
-                raise InvalidKey(f"key segment {index} holds U+FFFD or U+001F; use base64")
-            out.append(segment.encode("utf-8"))
+        if encoding == KeyEncoding.UTF8 and any(ch in segment for ch in FORBIDDEN_IN_TEXT):
+            raise InvalidKey(f"key segment {index} holds U+FFFD or U+001F; use base64")
+        try:
+            out.append(decode_segment(segment, encoding))
+        except InvalidKey as error:
+            raise InvalidKey(f"key segment {index} {error}") from None
     return tuple(out)
 
 
@@ -83,7 +84,7 @@ def to_key(segments: Sequence[str | bytes]) -> tuple[Key, list[str], str]:
         spec = list(segments)
         return decode_segments(spec, "utf8"), spec, "utf8"
     raw = [s.encode("utf-8") if isinstance(s, str) else bytes(s) for s in segments]
-    spec = [base64.b64encode(s).decode("ascii") for s in raw]
+    spec = [encode_segment(s) for s in raw]
     return decode_segments(spec, "base64"), spec, "base64"
 
 
@@ -105,23 +106,3 @@ def shard_name(node_id: str, key: Key) -> str:
 def key_map_name(node_id: str) -> str:
     """Name of the node's key map ConfigMap."""
     return f"{KEY_MAP_PREFIX}{node_id}"
-
-
-def key_to_json(key: Key) -> str:
-    """The key as people read it: ``["a","b"]``, or ``{"base64":[...]}`` for binary keys."""
-    try:
-        return json.dumps([s.decode("utf-8") for s in key], ensure_ascii=False,
-                          separators=(",", ":"))
-    except UnicodeDecodeError:
-        return json.dumps({"base64": [base64.b64encode(s).decode("ascii") for s in key]},
-                          separators=(",", ":"))
-
-
-def key_from_json(text: str) -> Key:
-    """Inverse of :func:`key_to_json`."""
-    value = json.loads(text)
-    if isinstance(value, dict) and isinstance(value.get("base64"), list):
-        return tuple(base64.b64decode(s, validate=True) for s in value["base64"])
-    if isinstance(value, list) and all(isinstance(s, str) for s in value):
-        return tuple(s.encode("utf-8") for s in value)
-    raise ValueError(f"not a key: {text!r}")

@@ -11,6 +11,7 @@ import os
 import secrets
 from typing import Any
 
+import aiohttp
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 
@@ -44,14 +45,28 @@ class ApiError(Exception):
         return self.status == 409
 
 
-async def load_config(pool_size: int = 64) -> client.ApiClient:
-    """An ApiClient from $KUBECONFIG / ~/.kube/config, or the in-cluster account."""
+# No answer from the API server (connection refused or reset, a timeout): worth a retry.
+TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (aiohttp.ClientError, TimeoutError)
+
+
+def transient(error: BaseException) -> bool:
+    """Whether a retry may succeed: no answer, a conflict, throttling or a server error."""
+    if isinstance(error, ApiError):
+        return error.status in (0, 408, 409, 429) or error.status >= 500
+    return isinstance(error, TRANSPORT_ERRORS)
+
+
+async def load_config(pool_size: int = 64, *, kubeconfig: str | None = None,
+                      context: str | None = None) -> client.ApiClient:
+    """An ApiClient from ``kubeconfig`` (else $KUBECONFIG / ~/.kube/config) and its
+    ``context`` (else the current one), or the in-cluster account."""
     configuration = client.Configuration()
-    if os.environ.get("KUBERNETES_SERVICE_HOST") and not os.environ.get("KUBECONFIG"):
+    kubeconfig = kubeconfig or os.environ.get("KUBECONFIG")
+    if os.environ.get("KUBERNETES_SERVICE_HOST") and not kubeconfig and not context:
         config.load_incluster_config(client_configuration=configuration)
     else:
         # Read $KUBECONFIG now: kubernetes_asyncio reads it only once, at import.
-        await config.load_kube_config(config_file=os.environ.get("KUBECONFIG"),
+        await config.load_kube_config(config_file=kubeconfig, context=context,
                                       client_configuration=configuration)
     configuration.connection_pool_maxsize = pool_size
     return client.ApiClient(configuration)
@@ -130,9 +145,13 @@ class Kube:
         return await self._call(self.custom.get_namespaced_custom_object, GROUP, VERSION,
                                 namespace, PLURALS[kind], name)
 
-    async def list_custom(self, kind: str, namespace: str) -> list[dict[str, Any]]:
+    async def list_custom(self, kind: str, namespace: str, field_selector: str | None = None
+                          ) -> list[dict[str, Any]]:
+        """Every object of ``kind`` in ``namespace``; ``field_selector`` (e.g.
+        ``spec.nodeId=node-1``, a CRD selectable field) lets the API server filter."""
+        extra = {"field_selector": field_selector} if field_selector else {}
         result = await self._call(self.custom.list_namespaced_custom_object, GROUP, VERSION,
-                                  namespace, PLURALS[kind])
+                                  namespace, PLURALS[kind], **extra)
         return result.get("items", [])
 
     async def create_custom(self, kind: str, body: dict[str, Any]) -> dict[str, Any]:

@@ -175,7 +175,9 @@ def schema_shards(shardset: dict[str, Any], namespace: str
     """The Shards a ShardSet's schema asks for: name → (key, Shard body), and problems.
 
     The API server already rejects malformed entries; what only shows here is the same
-    key written twice in different encodings (e.g. ``["a"]`` and base64 ``["YQ=="]``).
+    key written twice in different encodings (e.g. ``["a"]`` and base64 ``["YQ=="]``) or
+    an initial value over the limit. Each problem names its entry (``spec.schema[i]``);
+    with any problem the controller applies none of the generation.
     """
     from .constants import ORIGIN_SCHEMA
     from .keys import InvalidKey, decode_segments, shard_name
@@ -183,6 +185,7 @@ def schema_shards(shardset: dict[str, Any], namespace: str
     spec = shardset["spec"]
     node_id = spec["nodeId"]
     wanted: dict[str, tuple[Key, dict[str, Any]]] = {}
+    first: dict[str, int] = {}
     problems: list[str] = []
     for index, entry in enumerate(spec.get("schema") or []):
         encoding = entry.get("keyEncoding", "utf8")
@@ -195,13 +198,14 @@ def schema_shards(shardset: dict[str, Any], namespace: str
                 INITIAL_VALUE_MAX_BYTES):
             problems.append(f"spec.schema[{index}]: the initialValue of key {key_to_json(key)} "
                             f"is {size} bytes of JSON, over the {INITIAL_VALUE_MAX_BYTES}-byte "
-                            "limit; the shard is not started")
+                            "limit")
             continue
         name = shard_name(node_id, key)
         if name in wanted:
-            problems.append(f"spec.schema[{index}]: key {key_to_json(key)} is listed twice "
-                            "(in different encodings); the first entry is used")
+            problems.append(f"spec.schema[{index}]: key {key_to_json(key)} is "
+                            f"spec.schema[{first[name]}] again, in another encoding")
             continue
+        first[name] = index
         body = shard(name=name, namespace=namespace, node_id=node_id,
                      segments=list(entry["key"]), encoding=encoding,
                      initial_value=entry["initialValue"] if "initialValue" in entry else MISSING,

@@ -116,3 +116,22 @@ def test_value_that_is_not_plain_json_is_refused(kubectl, crds) -> None:
         assert "--value is not valid JSON" in result.stderr, result.stderr
     assert kubectl.items("shards") == []
     assert json.loads(kubectl("get", "shards", "-o", "json").stdout)["items"] == []
+
+
+def test_start_shard_and_lookup_print_json_with_explicit_kubeconfig_and_context(
+        kubectl, crds, cluster) -> None:
+    """``-o json``, ``--kubeconfig`` and ``--context`` on the commands that talk to the
+    cluster (the ShardSet has no operator here: the shard times out, exit 9)."""
+    _setup(kubectl, "keymap")
+    where = ["--kubeconfig", str(cluster.kubeconfig), "--context", "local"]
+    result = subprocess.run([str(SHARDCTL), "lookup", NODE, "a", "-n", kubectl.namespace,
+                             *where, "-o", "json"], capture_output=True, text=True,
+                            timeout=60, env={"PATH": os.environ["PATH"]})
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {
+        "nodeId": NODE, "namespace": kubectl.namespace, "key": ["a"], "keyEncoding": "utf8",
+        "service": f"{keys.shard_name(NODE, (b'a',))}.{kubectl.namespace}.svc:8080"}
+    result = subprocess.run([str(SHARDCTL), "lookup", NODE, "a", "-n", kubectl.namespace,
+                             "--kubeconfig", str(cluster.kubeconfig), "--context", "nope"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and "kubeconfig" in result.stderr, result.stderr

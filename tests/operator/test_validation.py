@@ -25,6 +25,10 @@ CASES = [
      "spec.schema[0].key[1] in body should be at least 1 chars long"),
     ("invalid base64", {}, [{"key": ["%%%"], "keyEncoding": "base64"}],
      "spec.schema[0].key[0] in body should match"),
+    # YR== decodes to "a" but is not its canonical encoding (YQ==): the shard server
+    # refuses it at start-up, so the API server refuses it first (issue 14, defect 1).
+    ("non-canonical base64", {}, [{"key": ["a"]}, {"key": ["YR=="], "keyEncoding": "base64"}],
+     "spec.schema[1].key[0] in body should match"),
     ("invalid UTF-8 (U+FFFD) without base64", {}, [{"key": ["a\ufffdb"]}],
      "a key segment may not contain U+FFFD"),
     ("too many segments", {}, [{"key": [str(i) for i in range(9)]}],
@@ -75,3 +79,33 @@ def test_valid_base64_and_null_initial_value_are_accepted(kubectl, crds) -> None
     assert kubectl.apply(body).returncode == 0
     stored = kubectl.json("shardset", "ok")["spec"]["schema"]
     assert stored[1] == {"key": ["a"], "keyEncoding": "utf8", "initialValue": None}
+
+
+def test_shard_with_non_canonical_base64_is_rejected(kubectl, crds) -> None:
+    shard = {"apiVersion": "shards.anoma.net/v1alpha1", "kind": "Shard",
+             "metadata": {"name": "s2"},
+             "spec": {"nodeId": "n", "key": ["YR=="], "keyEncoding": "base64"}}
+    result = kubectl.apply(shard)
+    assert result.returncode != 0 and "spec.key[0] in body should match" in result.stderr
+    shard["spec"]["key"] = ["YQ=="]
+    assert kubectl.apply(shard).returncode == 0
+
+
+async def test_shardsets_are_selected_by_node_id_on_the_server(kubectl, crds) -> None:
+    """``start_shard`` asks for the ShardSet of one node id (``spec.nodeId`` is a selectable
+    field), instead of downloading every ShardSet with its schema (issue 14, defect 8)."""
+    from shard_operator import api
+    from shard_operator.kube import Kube, load_config
+
+    for name, node in (("one", "node-a"), ("two", "node-b")):
+        assert kubectl.apply(shardset(name, node, [{"key": ["a"]}])).returncode == 0
+    listed = kubectl.json("shardsets", "--field-selector", "spec.nodeId=node-b")["items"]
+    assert [s["metadata"]["name"] for s in listed] == ["two"]
+    kube = Kube(await load_config(pool_size=2))
+    try:
+        assert (await api._find_shardset(kube, kubectl.namespace, "node-a"))[
+            "metadata"]["name"] == "one"
+        assert await kube.list_custom("ShardSet", kubectl.namespace,
+                                      field_selector="spec.nodeId=node-c") == []
+    finally:
+        await kube.close()

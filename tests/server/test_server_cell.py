@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from shard_operator.keycodec import InvalidKey, KeyEncoding, decode_key, encode_key
 from shard_operator.server.cell import (
     ABSENT,
     MISSING,
@@ -20,7 +21,6 @@ from shard_operator.server.cell import (
     ReserveResult,
     stored,
 )
-from shard_operator.server.keys import KeyEncoding, KeyFormatError, decode_key, encode_key
 from shard_operator.server.state import ShardState, StateFormatError
 from shard_operator.server.store import (
     CorruptStateError,
@@ -164,12 +164,12 @@ def test_key_identity_is_by_byte_segments():
     "segment", ["not base64!", "QQ", "QR==", "QQ==\n", "Q===", "éé=="], ids=repr
 )
 def test_invalid_base64_segments(segment):
-    with pytest.raises(KeyFormatError, match="segment 0"):
+    with pytest.raises(InvalidKey, match="segment 0"):
         decode_key([segment], KeyEncoding.BASE64)
 
 
 def test_lone_surrogate_is_not_a_utf8_segment():
-    with pytest.raises(KeyFormatError):
+    with pytest.raises(InvalidKey):
         decode_key(["\ud800"], KeyEncoding.UTF8)
 
 

@@ -101,6 +101,7 @@ BAD_BODIES += [
     ("/v1/backup", b"{", "request body is not valid JSON"),
     ("/v1/backup", b'{"key": "a"}', "field 'key' must be an array of strings"),
     ("/v1/backup", b"[]", "request body must be a JSON object"),
+    ("/v1/backup", b" ", "request body is empty"),  # optional, but present: not JSON
 ]
 
 

@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import base64
 import json
+import re
+from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from shard_operator import conditions, keymap, keys, render
 from shard_operator.constants import ANNOTATION_TEMPLATE_HASH, KEY_MAP_MAX_BYTES
+from shard_operator.keycodec import InvalidKey, KeyEncoding, decode_key
+from shard_operator.server.config import ConfigError, ShardConfig
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_length_prefix_separates_ab_from_a_b() -> None:
@@ -128,7 +136,8 @@ def test_schema_shards_reports_cross_encoding_duplicates_and_collisions(monkeypa
              "spec": {"nodeId": "n", "schema": [
                  {"key": ["a"]}, {"key": ["YQ=="], "keyEncoding": "base64"}, {"key": ["b"]}]}}
     wanted, problems = render.schema_shards(owner, "ns")
-    assert len(wanted) == 2 and len(problems) == 1 and "listed twice" in problems[0]
+    assert len(wanted) == 2 and len(problems) == 1 and problems[0] == (
+        'spec.schema[1]: key ["a"] is spec.schema[0] again, in another encoding')
     # A forced hash collision: distinct keys, one name. Reported, never merged.
     monkeypatch.setattr(keys, "key_digest", lambda key: "a" * 16)
     wanted, problems = render.schema_shards(owner, "ns")
@@ -145,7 +154,7 @@ def test_schema_shards_refuses_initial_values_over_the_limit() -> None:
     assert [key for key, _ in wanted.values()] == [(b"b",)]  # 65,529 bytes: fits
     assert problems == [f"spec.schema[0]: the initialValue of key [\"a\"] is "
                         f"{render.value_size(nested)} bytes of JSON, over the 65536-byte "
-                        "limit; the shard is not started"]
+                        "limit"]
 
 
 def test_conditions_keep_transition_time_unless_status_changes() -> None:
@@ -155,3 +164,50 @@ def test_conditions_keep_transition_time_unless_status_changes() -> None:
     assert same[0]["lastTransitionTime"] == "2020-01-01T00:00:00Z"
     flipped = conditions.merge(old, [conditions.condition("Ready", True, "Y", "m")], "2030")
     assert flipped[0]["lastTransitionTime"] == "2030"
+
+
+# ----- one codec for operator, server and client (issue 14, defect 1) ---------------------
+
+def _crd_base64_pattern(crd: str) -> re.Pattern[str]:
+    text = (REPO / "crds" / crd).read_text()
+    return re.compile(re.search(r"pattern: '([^']+)'", text).group(1))
+
+
+@pytest.mark.parametrize("segment", ["YR==", "YWJ=", "AB==", "/x=="])
+def test_non_canonical_base64_is_refused_by_every_layer(segment: str) -> None:
+    """``YR==`` decodes to ``a`` but is not its encoding: the operator, the server's
+    start-up and the CRD all refuse it, so no Shard can hold a key its pod refuses."""
+    assert base64.b64decode(segment) != b""  # Python's lenient decoder takes it
+    with pytest.raises(keys.InvalidKey, match="canonical"):
+        keys.decode_segments([segment], "base64")
+    with pytest.raises(InvalidKey, match="segment 0 is not canonical"):
+        decode_key([segment], KeyEncoding.BASE64)
+    with pytest.raises(ConfigError):
+        ShardConfig.from_env({"SHARD_NODE_ID": "n", "SHARD_KEY": json.dumps([segment]),
+                              "SHARD_KEY_ENCODING": "base64"})
+    for crd in ("shards.anoma.net_shardsets.yaml", "shards.anoma.net_shards.yaml"):
+        assert not _crd_base64_pattern(crd).match(segment)
+
+
+@given(st.binary(min_size=1, max_size=40))
+def test_the_crd_pattern_accepts_every_canonical_segment(raw: bytes) -> None:
+    segment = base64.b64encode(raw).decode()
+    for crd in ("shards.anoma.net_shardsets.yaml", "shards.anoma.net_shards.yaml"):
+        assert _crd_base64_pattern(crd).match(segment)
+    assert keys.decode_segments([segment], "base64") == (raw,)
+
+
+@given(st.text(alphabet="ABCQRSYZagw+/=0189", min_size=1, max_size=12))
+def test_the_crd_pattern_and_the_codec_agree(segment: str) -> None:
+    pattern = _crd_base64_pattern("shards.anoma.net_shardsets.yaml")
+    try:
+        decode_key([segment], KeyEncoding.BASE64)
+        accepted = True
+    except InvalidKey:
+        accepted = False
+    assert bool(pattern.match(segment)) == accepted
+
+
+def test_lone_surrogates_are_invalid_keys_not_crashes() -> None:
+    with pytest.raises(keys.InvalidKey, match="lone surrogate"):
+        keys.to_key(["\udcff"])

@@ -14,7 +14,6 @@ its connection, and the server then retracts the read.
 
 from __future__ import annotations
 
-import base64
 import inspect
 import json
 from collections.abc import Awaitable, Callable, Sequence
@@ -24,6 +23,7 @@ from typing import Any, Final
 import aiohttp
 from yarl import URL
 
+from ..keycodec import encode_segment
 from .errors import (
     BadRequest,
     Occupied,
@@ -182,7 +182,7 @@ class ShardClient:
         for segment in key:
             if isinstance(segment, bytes):
                 if self._key_encoding == "base64":
-                    out.append(base64.b64encode(segment).decode("ascii"))
+                    out.append(encode_segment(segment))
                 else:
                     out.append(segment.decode("utf-8"))
             elif isinstance(segment, str):

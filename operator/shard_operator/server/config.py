@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..keycodec import InvalidKey, Key, KeyEncoding, decode_key
 from .cell import MISSING
-from .keys import Key, KeyEncoding, KeyFormatError, decode_key
 from .values import JSONValueError, loads_strict
 
 DEFAULT_DATA_DIR = "./shard-data"
@@ -70,7 +70,7 @@ class ShardConfig:
             raise ConfigError("SHARD_KEY must have at least one segment")
         try:
             key = decode_key(segments, encoding)
-        except KeyFormatError as exc:
+        except InvalidKey as exc:
             raise ConfigError(f"SHARD_KEY: {exc} (SHARD_KEY_ENCODING={encoding.value})") from None
         for index, segment in enumerate(key):
             if not segment:

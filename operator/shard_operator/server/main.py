@@ -23,9 +23,9 @@ import sys
 import click
 from aiohttp import web
 
+from ..keycodec import key_to_base64
 from .app import DEFAULT_MAX_BODY_BYTES, create_app
 from .config import ConfigError, ShardConfig
-from .keys import key_to_base64
 from .metrics import ServerMetrics
 from .shard import Shard
 from .state import ShardState, StateFormatError

@@ -10,7 +10,7 @@ from __future__ import annotations
 from importlib import metadata
 from typing import Any
 
-from .keys import KeyEncoding
+from ..keycodec import KeyEncoding
 from .validation import MAX_HEIGHT, MAX_TIMEOUT_SECONDS
 from .values import MAX_DEPTH
 

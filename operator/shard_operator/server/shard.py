@@ -14,9 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ..keycodec import Key, KeyEncoding
 from .cell import MISSING, Cell, ReadOutcome, ReserveResult
 from .journal import encode_record
-from .keys import Key, KeyEncoding
 from .state import ChangeOp, ShardState, change_record
 from .store import CommitHook, GroupCommitter, PersistenceFailed, StateStore
 

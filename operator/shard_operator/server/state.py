@@ -3,15 +3,14 @@ the change records the journal holds between snapshots. Pure."""
 
 from __future__ import annotations
 
-import base64
 import binascii
 import enum
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..keycodec import InvalidKey, Key, KeyEncoding, decode_key, encode_key, key_to_base64
 from .cell import MISSING, RESERVED, Cell, ReserveResult, Slot, SlotState, stored
-from .keys import Key, KeyEncoding, encode_key, key_to_base64
 
 SNAPSHOT_FORMAT = "shard-operator/shard-state"
 SNAPSHOT_FORMAT_VERSION = 1
@@ -174,7 +173,10 @@ def _key_from_base64(segments: Any, what: str) -> Key:
     """The key stored as base64 segments (the form :func:`key_to_base64` writes)."""
     if not isinstance(segments, list) or not all(isinstance(s, str) for s in segments):
         raise StateFormatError(f"{what} must be a list of base64 strings")
-    return tuple(base64.b64decode(s, validate=True) for s in segments)
+    try:
+        return decode_key(segments, KeyEncoding.BASE64)
+    except InvalidKey as exc:
+        raise StateFormatError(f"{what}: {exc}") from None
 
 
 def _int(value: Any, what: str) -> int:

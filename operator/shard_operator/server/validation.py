@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Final
 
-from .keys import Key, KeyEncoding, KeyFormatError, decode_key
+from ..keycodec import InvalidKey, Key, KeyEncoding, decode_key
 from .values import JSONValueError, loads_strict
 
 MAX_HEIGHT: Final = 2**63 - 1
@@ -43,9 +43,9 @@ class ReadRequest:
 
 def parse_body(raw: bytes, *, allow_empty: bool = False) -> dict[str, Any]:
     """The JSON object in a request body."""
-    if not raw.strip():
-        if allow_empty:
-            return {}
+    if not raw and allow_empty:  # an optional body left out
+        return {}
+    if not raw.strip():  # a body that is there must be a JSON object, even if optional
         raise BadRequest("request body is empty; expected a JSON object")
     try:
         body = loads_strict(raw)
@@ -83,7 +83,7 @@ def _key(body: dict[str, Any], encoding: KeyEncoding) -> Key:
             )
     try:
         return decode_key(segments, encoding)
-    except KeyFormatError as exc:
+    except InvalidKey as exc:
         raise BadRequest(f"field 'key': {exc} (this shard uses {encoding.value} keys)") from None
 
 
