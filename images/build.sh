@@ -62,7 +62,7 @@ version="$("$python" -c 'import tomllib; print(tomllib.load(open("pyproject.toml
 
 mkdir -p "$cache" "$out"
 exec 9>"$cache/.lock"
-flock 9 || fail "cannot lock $cache/.lock"
+flock -n 9 || { say "waiting for another make images to finish ($cache/.lock)"; flock 9; }
 
 # ----- inputs ------------------------------------------------------------------------
 # the build context of the Dockerfiles (Dockerfile.dockerignore): what goes into the wheel
@@ -191,6 +191,14 @@ project_wheel="$(cd "$work/dist" && echo shard_operator-"$version"-*.whl)"
 [ -f "$work/dist/$project_wheel" ] || fail "no wheel shard_operator-$version-*.whl was built"
 finish "$(ls "$wheels"/*.whl | wc -l) wheels$downloaded, $project_wheel"
 
+# copy_layout FROM TO: an OCI layout to add a layer to; its blobs (content-addressed,
+# never written in place) as hard links, its index.json (rewritten by umoci) as a copy
+copy_layout() {
+  cp -al "$1" "$2"
+  rm "$2/index.json"
+  cp "$1/index.json" "$2/index.json"
+}
+
 # in_chroot ROOTFS [--userspec=U:G] COMMAND...: run in the image's root filesystem, with
 # none of this host's environment (no PIP_*, no PYTHON*, no proxy)
 in_chroot() {
@@ -201,74 +209,106 @@ in_chroot() {
     chroot "${spec[@]}" "$rootfs" "$@"
 }
 
+# project_layer ROOTFS NAME WORK PIP_WHEEL PROJECT_WHEEL USER CHECK-COMMAND...: install the
+# project's wheel into ROOTFS (which has the pinned dependencies), make the Dockerfile's
+# directories ($WORK/NAME.dirs), run CHECK-COMMAND as USER and write the layer
+# $WORK/NAME-layer.tar of what changed. Runs in a private mount namespace when ROOTFS is
+# an overlay, so it needs its own copy of in_chroot, and reports errors by its status.
+project_layer() {
+  set -euo pipefail
+  local rootfs="$1" name="$2" work="$3" pip_wheel="$4" project_wheel="$5" user="$6"; shift 6
+  [ -z "${OVERLAY_LOWER:-}" ] || mount -t overlay overlay \
+    -o "lowerdir=$OVERLAY_LOWER,upperdir=$work/$name-upper,workdir=$work/$name-overlay-work" "$rootfs"
+  local pip=(/opt/venv/bin/python "/$pip_wheel/pip" --disable-pip-version-check --no-cache-dir)
+  mkdir "$rootfs/tmp/wheels"
+  cp "$work/dist/$project_wheel" "$rootfs/tmp/wheels/"
+  touch "$work/$name.mark"
+  # as each Dockerfile installs it: the server's wheel alone, the operator's with all of
+  # its dependencies (here already installed: pip check says whether they fit)
+  in_chroot "$rootfs" "${pip[@]}" install --quiet --no-index --no-deps "/tmp/wheels/$project_wheel"
+  rm -rf "$rootfs/tmp/wheels"
+  if [ "$name" = shard-operator ]; then
+    in_chroot "$rootfs" "${pip[@]}" check >"$work/pip-check" ||
+      { cat "$work/pip-check" >&2; echo "images: pip check: the pinned dependencies do not fit together" >&2; exit 1; }
+  fi
+  # the layer: what the project's install changed, and the Dockerfile's directories
+  (cd "$rootfs" && find ./opt/venv -cnewer "$work/$name.mark") >"$work/$name.files"
+  grep -q "/shard_operator/__init__.py$" "$work/$name.files" ||
+    { echo "images: the project's files were not found in /opt/venv" >&2; exit 1; }
+  local path uid gid mode
+  while read -r path uid gid mode; do
+    install -d -o "$uid" -g "$gid" -m "$mode" "$rootfs$path"
+    echo ".$path" >>"$work/$name.files"
+  done <"$work/$name.dirs"
+  # the venv works, as the image's user
+  in_chroot "$rootfs" --userspec="$user" "$@" >/dev/null
+  LC_ALL=C sort -o "$work/$name.files" "$work/$name.files"
+  tar -cf "$work/$name-layer.tar" -C "$rootfs" --numeric-owner --no-recursion -T "$work/$name.files"
+}
+
+# can this machine mount an overlay (in a private mount namespace)? Then a code change
+# installs the project over the cached root filesystem instead of a copy of it.
+overlay_works() {
+  local t="$work/overlay-probe"
+  mkdir -p "$cache/overlay-probe" "$t/upper" "$t/work" "$t/merged"
+  unshare --mount --propagation private mount -t overlay overlay \
+    -o "lowerdir=$cache/overlay-probe,upperdir=$t/upper,workdir=$t/work" "$t/merged" 2>/dev/null
+}
+
 # build_python_image N NAME DOCKERFILE CHECK-COMMAND...: three layers, the base, the
-# pinned dependencies in /opt/venv (cached per requirement set: a code change rebuilds
-# only the third), and the project (its files in /opt/venv, the Dockerfile's directories)
+# pinned dependencies in /opt/venv (cached per requirement set with the root filesystem
+# they were installed in: a code change rebuilds only the third), and the project (its
+# files in /opt/venv, the Dockerfile's directories)
 build_python_image() {
   local n="$1" name="$2" dockerfile="$3"; shift 3
-  local rootfs="$work/$name-rootfs" layout="$work/$name-oci" requirements="$work/$name.txt"
-  begin "[$n/6] $name: $(wc -l <"$requirements") pinned dependencies in /opt/venv"
-  mkdir -p "$rootfs"
-  tar -xf "$base/rootfs.tar" -C "$rootfs"
-  # pip runs from Debian's pip wheel (python3-venv): the venv itself gets no pip
-  local pip_wheel
-  pip_wheel="$(cd "$rootfs" && echo usr/share/python-wheels/pip-*.whl)"
-  [ -f "$rootfs/$pip_wheel" ] || fail "no pip wheel in the base ($pip_wheel)"
-  local pip=(/opt/venv/bin/python "/$pip_wheel/pip" --disable-pip-version-check --no-cache-dir)
-  local install=("${pip[@]}" install --quiet --no-index --find-links /tmp/wheels)
-  # ----- deps: the pinned dependencies' layer, cached
+  local layout="$work/$name-oci" requirements="$work/$name.txt"
   local deps
   deps="$cache/deps-$name-$( (echo "$base_key $python_version $platform_tag"; cat "$requirements"
     sed -n '/^  # ----- deps/,/^  # ----- end deps/p' images/build.sh) | sha256sum | cut -c1-16)"
+  begin "[$n/6] $name: $(wc -l <"$requirements") pinned dependencies in /opt/venv"
+  # ----- deps: the pinned dependencies' layer and root filesystem, cached
   if [ -f "$deps/done" ]; then
-    tar -xf "$deps/venv.tar" -C "$rootfs"
     finish "cached ($deps)"
   else
-    rm -rf "$deps" && mkdir -p "$deps"
+    rm -rf "$deps" && mkdir -p "$deps/rootfs"
+    local rootfs="$deps/rootfs"
+    tar -xf "$base/rootfs.tar" -C "$rootfs"
     mkdir "$rootfs/tmp/wheels"
     cp "$wheels"/*.whl "$requirements" "$rootfs/tmp/wheels/"
+    # pip runs from Debian's pip wheel (python3-venv): the venv itself gets no pip
     in_chroot "$rootfs" python3 -m venv --without-pip /opt/venv
-    in_chroot "$rootfs" "${install[@]}" -r "/tmp/wheels/$name.txt"
+    in_chroot "$rootfs" /opt/venv/bin/python "/$(cd "$rootfs" && echo usr/share/python-wheels/pip-*.whl)/pip" \
+      --disable-pip-version-check --no-cache-dir install --quiet --no-index --find-links /tmp/wheels \
+      -r "/tmp/wheels/$name.txt"
     rm -rf "$rootfs/tmp/wheels"
-    tar -cf "$deps/venv.tar" -C "$rootfs" --numeric-owner --xattrs --sort=name ./opt/venv
-    cp -a "$base/oci" "$deps/oci"
+    tar -cf "$work/$name-venv.tar" -C "$rootfs" --numeric-owner --sort=name ./opt/venv
+    copy_layout "$base/oci" "$deps/oci"
     umoci raw add-layer --image "$deps/oci:base" --tag deps --history.author="make images" \
-      --history.created_by="make images: /opt/venv, $(paste -sd' ' "$requirements")" "$deps/venv.tar"
+      --history.created_by="make images: /opt/venv, $(paste -sd' ' "$requirements")" "$work/$name-venv.tar"
+    rm "$work/$name-venv.tar"
     touch "$deps/done"
     find "$cache" -maxdepth 1 -name "deps-$name-*" ! -path "$deps" -exec rm -rf {} +
     finish "$(du -sm "$rootfs/opt/venv" | cut -f1) MB"
   fi
   # ----- end deps
   begin "[$n/6] $name: the project's wheel, the Dockerfile's directories and config"
-  mkdir "$rootfs/tmp/wheels"
-  cp "$work/dist/$project_wheel" "$rootfs/tmp/wheels/"
-  touch "$work/$name.mark"
-  # as each Dockerfile installs it: the server's wheel alone, the operator's with all of
-  # its dependencies (here already installed: pip check says whether they fit)
-  in_chroot "$rootfs" "${install[@]}" --no-deps "/tmp/wheels/$project_wheel"
-  rm -rf "$rootfs/tmp/wheels"
-  if [ "$name" = shard-operator ]; then
-    in_chroot "$rootfs" "${pip[@]}" check >"$work/pip-check" ||
-      { cat "$work/pip-check" >&2; fail "pip check: the pinned dependencies do not fit together"; }
-  fi
-  # the layer: what the project's install changed, and each VOLUME and the WORKDIR with
-  # the owner and mode the Dockerfile gives them
-  (cd "$rootfs" && find ./opt/venv -cnewer "$work/$name.mark") >"$work/$name.files"
-  grep -q "/shard_operator/__init__.py$" "$work/$name.files" || fail "the project's files were not found"
-  local path uid gid mode
-  while read -r path uid gid mode; do
-    install -d -o "$uid" -g "$gid" -m "$mode" "$rootfs$path"
-    echo ".$path" >>"$work/$name.files"
-  done < <("$python" images/dockerfile_config.py directories "$dockerfile")
-  # the venv works, as the image's user
-  local user
+  "$python" images/dockerfile_config.py directories "$dockerfile" >"$work/$name.dirs"
+  local user pip_wheel
   user="$("$python" images/dockerfile_config.py umoci-args "$dockerfile" | sed -n 's/^--config.user=//p')"
-  in_chroot "$rootfs" --userspec="${user:-0:0}" "$@" >/dev/null
-  LC_ALL=C sort -o "$work/$name.files" "$work/$name.files"
-  tar -cf "$work/$name-layer.tar" -C "$rootfs" --numeric-owner --xattrs --no-recursion \
-    -T "$work/$name.files"
-  rm -rf "$rootfs"
-  cp -a "$deps/oci" "$layout"
+  pip_wheel="$(cd "$deps/rootfs" && echo usr/share/python-wheels/pip-*.whl)"
+  [ -f "$deps/rootfs/$pip_wheel" ] || fail "no pip wheel in the base ($pip_wheel)"
+  local args=("$work/$name-rootfs" "$name" "$work" "$pip_wheel" "$project_wheel" "${user:-0:0}" "$@")
+  mkdir "$work/$name-rootfs"
+  if [ "$overlay" = yes ]; then
+    mkdir "$work/$name-upper" "$work/$name-overlay-work"
+    OVERLAY_LOWER="$deps/rootfs" unshare --mount --propagation private \
+      bash -c "$(declare -f in_chroot project_layer); project_layer \"\$@\"" _ "${args[@]}"
+  else
+    cp -a "$deps/rootfs/." "$work/$name-rootfs/"
+    (project_layer "${args[@]}")
+  fi
+  rm -rf "$work/$name-rootfs" "$work/$name-upper" "$work/$name-overlay-work"
+  copy_layout "$deps/oci" "$layout"
   umoci raw add-layer --image "$layout:deps" --tag "$version" --history.author="make images" \
     --history.created_by="make images: $project_wheel and the Dockerfile's directories" \
     "$work/$name-layer.tar"
@@ -277,6 +317,10 @@ build_python_image() {
     --author="shard-operator make images" --config.label="org.opencontainers.image.version=$version"
   finish "$(wc -l <"$work/$name.files") paths in the project's layer; '$*' runs as ${user:-root}"
 }
+
+unset OVERLAY_LOWER
+overlay=no
+overlay_works && overlay=yes
 
 archived=()
 # write_archive NAME LAYOUT: .images/NAME-VERSION.tar named docker.io/library/NAME:VERSION
