@@ -33,7 +33,8 @@
 #   mmdebstrap umoci skopeo gcc libc6-dev  (hack/node-deps.sh installs them).
 # Environment: PYTHON (the host's python3 with pip), SHARD_OPERATOR_CACHE (default
 # ~/.cache/shard-operator), IMAGES_FORCE=1 (rebuild even when cached), IMAGES_OUT
-# (instead of .images/, for trying the build without touching the images in use).
+# (instead of .images/, for trying the build without touching the images in use),
+# IMAGES_OVERLAY=no (copy the cached root filesystem instead of mounting an overlay).
 set -Eeuo pipefail
 cd "$(dirname "$0")/.."
 repo="$PWD"
@@ -320,7 +321,7 @@ build_python_image() {
 
 unset OVERLAY_LOWER
 overlay=no
-overlay_works && overlay=yes
+[ "${IMAGES_OVERLAY:-}" = no ] || ! overlay_works || overlay=yes
 
 archived=()
 # write_archive NAME LAYOUT: .images/NAME-VERSION.tar named docker.io/library/NAME:VERSION
