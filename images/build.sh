@@ -116,6 +116,7 @@ print(f"{sys.version_info[0]}.{sys.version_info[1]}",
   mmdebstrap --quiet --mode=root --format=tar --variant=essential \
     --include="$(IFS=,; echo "${packages[*]}")" \
     --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr \
+    --dpkgopt=force-unsafe-io --aptopt='Acquire::Languages "none"' \
     --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-include=/usr/share/doc/*/copyright' \
     --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/info/*' \
     --dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-exclude=/usr/share/lintian/*' \
