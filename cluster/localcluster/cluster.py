@@ -306,7 +306,8 @@ class LocalCluster:
             if not entry.name.isdigit() or int(entry.name) == os.getpid():
                 continue
             try:
-                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+                raw = (entry / "cmdline").read_bytes()
+                cmdline = raw.replace(b"\0", b" ").decode(errors="replace")
             except OSError:
                 continue
             if marker in cmdline and _pid_alive(int(entry.name)):

@@ -394,7 +394,8 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
             if not entry.name.isdigit():
                 continue
             try:
-                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+                raw = (entry / "cmdline").read_bytes()
+                cmdline = raw.replace(b"\0", b" ").decode(errors="replace")
             except OSError:
                 continue
             if marker in cmdline:
