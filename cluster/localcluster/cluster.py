@@ -30,6 +30,7 @@ from pathlib import Path
 
 from .node import NodePorts, RealNode, missing_requirements
 from .pki import PKI
+from .procs import processes_naming
 from .tools import REPO_ROOT, ensure_tools
 
 CONTROL_PLANE = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
@@ -301,18 +302,7 @@ class LocalCluster:
     def stray_processes(self) -> list[int]:
         """Pids of any process whose command line names this cluster's directory."""
         marker = str(self.directory) + "/"
-        found = []
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit() or int(entry.name) == os.getpid():
-                continue
-            try:
-                raw = (entry / "cmdline").read_bytes()
-                cmdline = raw.replace(b"\0", b" ").decode(errors="replace")
-            except OSError:
-                continue
-            if marker in cmdline and _pid_alive(int(entry.name)):
-                found.append(int(entry.name))
-        return found
+        return [pid for pid in processes_naming(marker) if _pid_alive(pid)]
 
     # ----- components ------------------------------------------------------------------
 

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .pki import PKI
+from .procs import processes_naming
 from .tools import REPO_ROOT
 
 BRIDGE = "shardop0"
@@ -389,20 +390,11 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
             shutil.rmtree(path, ignore_errors=True)
 
     def _kill_shims(self) -> None:
-        marker = str(self.containerd_socket)
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
+        for pid in processes_naming(str(self.containerd_socket)):
             try:
-                raw = (entry / "cmdline").read_bytes()
-                cmdline = raw.replace(b"\0", b" ").decode(errors="replace")
-            except OSError:
-                continue
-            if marker in cmdline:
-                try:
-                    os.kill(int(entry.name), 9)
-                except ProcessLookupError:
-                    pass
+                os.kill(pid, 9)
+            except ProcessLookupError:
+                pass
         time.sleep(0.2)
 
     def mounts(self) -> list[str]:
