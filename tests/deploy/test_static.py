@@ -51,7 +51,13 @@ def test_operator_pod_is_hardened_and_labelled() -> None:
         "capabilities": {"drop": ["ALL"]}}
     assert container["resources"]["requests"] and container["resources"]["limits"]
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
-    assert "--liveness=http://0.0.0.0:8080/healthz" in container["args"]
+    # The endpoints listen on the pod's own IP, never on 0.0.0.0.
+    assert "--liveness=http://$(POD_IP):8080/healthz" in container["args"]
+    assert "--metrics-host=$(POD_IP)" in container["args"]
+    assert not any("0.0.0.0" in arg for arg in container["args"])
+    pod_ip = next(e for e in container["env"] if e["name"] == "POD_IP")
+    assert pod_ip["valueFrom"] == {"fieldRef": {"fieldPath": "status.podIP"}}
+    assert "hostNetwork" not in pod
     assert {p["name"]: p["containerPort"] for p in container["ports"]} == {
         "health": 8080, "metrics": 9090}
     env = {e["name"]: e.get("value") for e in container["env"]}
@@ -62,6 +68,27 @@ def test_operator_pod_is_hardened_and_labelled() -> None:
         assert labels["helm.sh/chart"] == "shard-operator-0.1.0", obj["metadata"]["name"]
         for key in ("name", "instance", "version", "managed-by"):
             assert f"app.kubernetes.io/{key}" in labels, (obj["kind"], key)
+
+
+def test_bind_address_and_host_network_values() -> None:
+    objects = render("--set", "bindAddress=127.0.0.1", "--set", "hostNetwork=true",
+                     "--set", "extraEnv[0].name=KUBERNETES_SERVICE_HOST",
+                     "--set", "extraEnv[0].value=127.0.0.1")
+    pod = next(o for o in objects if o["kind"] == "Deployment")["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert pod["hostNetwork"] is True and pod["dnsPolicy"] == "ClusterFirstWithHostNet"
+    assert "--liveness=http://127.0.0.1:8080/healthz" in container["args"]
+    assert "--metrics-host=127.0.0.1" in container["args"]
+    # the kubelet's probe goes where the endpoint listens
+    assert container["livenessProbe"]["httpGet"]["host"] == "127.0.0.1"
+    assert {"name": "KUBERNETES_SERVICE_HOST", "value": "127.0.0.1"} in container["env"]
+    v6 = next(o for o in render("--set", "bindAddress=::1") if o["kind"] == "Deployment")
+    assert "--liveness=http://[::1]:8080/healthz" in v6["spec"]["template"]["spec"][
+        "containers"][0]["args"]
+    for bad in ("0.0.0.0", "::", "localhost", "10.0.0.1; rm"):
+        result = helm("template", "rel", str(CHART), "--set", f"bindAddress={bad}",
+                      check=False)
+        assert result.returncode != 0 and "bindAddress" in result.stderr, bad
 
 
 def rules_of(objects: list[dict]) -> list[dict]:

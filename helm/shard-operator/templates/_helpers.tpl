@@ -74,3 +74,17 @@ app.kubernetes.io/part-of: shard-operator
   resources: [events]
   verbs: [create]
 {{- end }}
+
+{{/*
+The address the liveness and metrics endpoints listen on: .Values.bindAddress, or the
+pod's own IP from the downward API (never 0.0.0.0). bindHost is the same for a URL
+(an IPv6 literal in brackets).
+*/}}
+{{- define "shard-operator.bindAddress" -}}
+{{- .Values.bindAddress | default "$(POD_IP)" -}}
+{{- end }}
+
+{{- define "shard-operator.bindHost" -}}
+{{- $address := include "shard-operator.bindAddress" . -}}
+{{- if contains ":" $address -}}[{{ $address }}]{{- else -}}{{ $address }}{{- end -}}
+{{- end }}

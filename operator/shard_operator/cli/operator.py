@@ -79,7 +79,7 @@ def main() -> None:
               help="Seconds after its last keep-alive that a silent replica counts as dead "
                    "(the takeover time after a crash).")
 @click.option("--liveness", default="",
-              help="kopf liveness endpoint URL, e.g. http://0.0.0.0:8081/healthz (default: off).")
+              help="kopf liveness endpoint URL, e.g. http://127.0.0.1:8081/healthz (default: off).")
 @click.option("--metrics-port", default=0, type=int,
               help="Serve Prometheus metrics on METRICS_HOST:PORT (0: off).")
 @click.option("--metrics-host", default="127.0.0.1", show_default=True)
