@@ -24,8 +24,9 @@ $(BIN)/.installed: pyproject.toml
 
 venv: $(BIN)/.installed ## Create .venv with the project and its dev tools installed
 
-tools: ## Build (or check the cache of) the control plane binaries
+tools: ## Build (or check the cache of) the control plane binaries and the storage provisioner
 	@bash cluster/build-tools.sh >/dev/null
+	@bash cluster/build-tools.sh storage >/dev/null
 
 images: venv ## Build shard-server, shard-operator and pause images into .images/ (no Docker)
 	@PYTHON=$(BIN)/python bash images/build.sh || { [ "$$CI" != true ] && \

@@ -28,13 +28,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import storage
 from .node import NodePorts, RealNode, missing_requirements
 from .pki import PKI
 from .procs import processes_naming
 from .tools import REPO_ROOT, ensure_tools
 
 CONTROL_PLANE = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
-REAL_NODE_COMPONENTS = ("containerd", "kubelet")
+REAL_NODE_COMPONENTS = ("containerd", "kubelet", "local-path-provisioner")
 COMPONENTS = CONTROL_PLANE + REAL_NODE_COMPONENTS
 NODE_NAMES = ("kwok-node-0", "kwok-node-1")
 SERVICE_CIDR = "10.96.0.0/16"
@@ -44,6 +45,7 @@ USERS = {
     "system:kube-controller-manager": (),
     "system:kube-scheduler": (),
     "kwok-controller": ("system:masters",),
+    storage.USER: ("system:masters",),
 }
 
 
@@ -188,8 +190,9 @@ class LocalCluster:
                  "answer nothing.")
         real_node = {"enabled": enabled, "name": self.node.name if enabled else None,
                      "missing": missing, "mode": mode}
-        self._write_state({"tools": str(tools), "ports": ports, "tokens": tokens, "pids": {},
-                           "real_node": real_node})
+        storage_tools = str(ensure_tools("storage")) if enabled else None
+        self._write_state({"tools": str(tools), "storage_tools": storage_tools, "ports": ports,
+                           "tokens": tokens, "pids": {}, "real_node": real_node})
         for user in USERS:
             self._write_kubeconfig(self._kubeconfig_path(user), tokens[user])
         if enabled:
@@ -208,6 +211,8 @@ class LocalCluster:
         for name in self.components():
             if name == "containerd":
                 self.node.setup_host()
+            if name == "local-path-provisioner" and first_start:
+                self._apply_storage()
             self._start_component(name)
             if name == "etcd":
                 self._wait(lambda: self._component_healthy("etcd"), deadline, "etcd health")
@@ -361,6 +366,9 @@ class LocalCluster:
             return self.node.containerd_argv()
         if name == "kubelet":
             return self.node.kubelet_argv(tools / "kubelet")
+        if name == "local-path-provisioner":
+            return storage.argv(Path(state["storage_tools"]) / "local-path-provisioner",
+                                self._kubeconfig_path(storage.USER))
         if name == "kwok":
             return [str(tools / "kwok"),
                     f"--kubeconfig={self._kubeconfig_path('kwok-controller')}",
@@ -373,6 +381,15 @@ class LocalCluster:
                     f"--server-address=127.0.0.1:{ports['kwok']}",
                     f"--config={d / 'kwok.yaml'}"]
         raise ValueError(name)
+
+    def _apply_storage(self) -> None:
+        """The provisioner's namespace, account, configuration and StorageClass."""
+        objects = storage.manifest(self.node.name, self.directory,
+                                   self.node.image_ref("shard-server"))
+        storage.volumes_dir(self.directory).mkdir(parents=True, exist_ok=True)
+        result = self.kubectl("apply", "-f", "-", input=json.dumps(objects), check=False)
+        if result.returncode != 0:
+            raise ClusterError(f"creating the local-path storage failed: {result.stderr}")
 
     def _kubelet_client_flags(self) -> list[str]:
         """How the apiserver reaches the real node's kubelet: by its Hostname address
@@ -508,6 +525,12 @@ class LocalCluster:
     def _probe(self, name: str) -> tuple[bool, str]:
         if name == "containerd":
             return self.node.containerd_healthy()
+        if name == "local-path-provisioner":
+            # It serves no health endpoint: healthy once its StorageClass's
+            # controller has started (its log says so), for as long as it runs.
+            log = (self.logs / f"{name}.log").read_text(errors="replace")
+            started = "Provisioner started" in log or "Started provisioner controller" in log
+            return started, "controller started" if started else "starting"
         url = self._probe_url(name)
         context = None
         headers = {}

@@ -168,11 +168,15 @@ class RealNode:
         """The images ``make images`` built (``.images/images.json``)."""
         return json.loads(IMAGES_MANIFEST.read_text())
 
-    def pause_image(self) -> str:
+    def image_ref(self, name: str) -> str:
+        """The reference of the built image ``name`` (e.g. ``shard-server``)."""
         for image in self.images():
-            if image["name"] == PAUSE_IMAGE_NAME:
+            if image["name"] == name:
                 return image["ref"]
-        raise NodeError(f"{IMAGES_MANIFEST} has no {PAUSE_IMAGE_NAME} image")
+        raise NodeError(f"{IMAGES_MANIFEST} has no {name} image")
+
+    def pause_image(self) -> str:
+        return self.image_ref(PAUSE_IMAGE_NAME)
 
     def prepare(self, server: str, ports: NodePorts) -> None:
         """Write certificates, kubeconfig, containerd, CNI and kubelet configuration."""
