@@ -4,6 +4,7 @@ collection, RBAC, and clients surviving an apiserver restart."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from kubernetes_asyncio import client, config, watch
@@ -32,7 +33,8 @@ def test_every_component_healthy(cluster: LocalCluster) -> None:
     report = {c.name: c for c in cluster.health()}
     control_plane = {"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler",
                      "kwok"}
-    real_node = {"containerd", "kubelet"} if cluster.real_node.get("enabled") else set()
+    real_node = ({"containerd", "kubelet", "local-path-provisioner"}
+                 if cluster.real_node.get("enabled") else set())
     assert set(report) == control_plane | real_node
     assert all(c.running and c.healthy for c in report.values()), report
 
@@ -118,3 +120,55 @@ async def test_clients_recover_after_apiserver_restart(cluster: LocalCluster, na
             if {"before", "after"} <= seen:
                 break
         assert {"before", "after"} <= seen
+
+
+def test_local_path_storage_is_a_real_directory_on_the_real_node(
+        cluster: LocalCluster, namespace: str) -> None:
+    """A claim of the default class binds to a directory under .cluster/node/volumes that
+    a pod on the real node writes; under reclaimPolicy Delete the directory goes with it."""
+    from localcluster import storage
+    from tests.operator.realnode import REAL_NODE_TEMPLATE
+
+    require_real_node(cluster)
+    classes = kubectl_json(cluster, "get", "storageclass")["items"]
+    (local,) = [c for c in classes if c["metadata"]["name"] == storage.STORAGE_CLASS]
+    assert local["metadata"]["annotations"][
+        "storageclass.kubernetes.io/is-default-class"] == "true"
+    assert local["allowVolumeExpansion"] is False
+    claim = {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+             "metadata": {"name": "data", "namespace": namespace},
+             "spec": {"accessModes": ["ReadWriteOnce"],
+                      "resources": {"requests": {"storage": "10Mi"}}}}
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "writer",
+                                                           "namespace": namespace},
+           "spec": {**REAL_NODE_TEMPLATE["spec"],
+                    "serviceAccountName": "writer", "automountServiceAccountToken": False,
+                    "securityContext": {"runAsUser": 65532, "runAsGroup": 65532},
+                    "containers": [{"name": "w", "image": "shard-server:0.1.0",
+                                    "imagePullPolicy": "Never",
+                                    "command": ["/bin/sh", "-c",
+                                                "echo written > /data/proof; sleep 600"],
+                                    "volumeMounts": [{"name": "d", "mountPath": "/data"}]}],
+                    "volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": "data"}}],
+                    "terminationGracePeriodSeconds": 1}}
+    # Its own account: the default one may come late after the apiserver restart above.
+    account = {"apiVersion": "v1", "kind": "ServiceAccount",
+               "metadata": {"name": "writer", "namespace": namespace}}
+    applied = cluster.kubectl("apply", "-f", "-", check=False, input=json.dumps(
+        {"apiVersion": "v1", "kind": "List", "items": [account, claim, pod]}))
+    assert applied.returncode == 0, applied.stderr
+
+    def bound_and_written() -> Path | None:
+        got = kubectl_json(cluster, "-n", namespace, "get", "pvc", "data")
+        if got["status"].get("phase") != "Bound":
+            return None
+        volume = kubectl_json(cluster, "get", "pv", got["spec"]["volumeName"])
+        path = Path(volume["spec"]["hostPath"]["path"])
+        proof = path / "proof"
+        return path if proof.is_file() and proof.read_text() == "written\n" else None
+    path = wait_for(bound_and_written, 90, interval=0.5, what="claim bound and written")
+    assert storage.volumes_dir(cluster.directory) in path.parents
+
+    cluster.kubectl("-n", namespace, "delete", "pod", "writer", "--wait=true")
+    cluster.kubectl("-n", namespace, "delete", "pvc", "data", "--wait=true")
+    wait_for(lambda: not path.exists(), 90, interval=0.5, what="volume directory removed")
