@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..keycodec import Key, KeyEncoding
-from .cell import MISSING, Cell, ReadOutcome, ReserveResult
+from ..missing import MISSING
+from .cell import Cell, ReadOutcome, ReserveResult
 from .journal import encode_record
 from .state import ChangeOp, ShardState, change_record
 from .store import CommitHook, GroupCommitter, PersistenceFailed, StateStore
