@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from . import keymap, render
@@ -148,8 +148,8 @@ def registration_outcome(event: dict[str, Any]) -> tuple[str, str, str] | None:
     status = (event["object"] or {}).get("status") or {}
     if status.get("registered"):
         return REGISTERED, "", ""
-    cond = next((c for c in status.get("conditions") or [] if c.get("type") == "Registered"),
-                {})
+    cond: dict[str, Any] = next(
+        (c for c in status.get("conditions") or [] if c.get("type") == "Registered"), {})
     if cond.get("reason") in TERMINAL_REGISTRATION_FAILURES:
         return FAILED, cond["reason"], cond.get("message", "")
     if cond.get("reason") == KEY_MAP_PENDING:
@@ -186,7 +186,7 @@ async def _await_registration(kube: Kube, namespace: str, created: dict[str, Any
 
 
 async def _outcomes(kube: Kube, namespace: str, name: str, created: dict[str, Any],
-                    timeout: float) -> AsyncIterator[tuple[str, str, str]]:
+                    timeout: float) -> AsyncGenerator[tuple[str, str, str], None]:
     """The outcomes one Shard's events say, ending at the first that decides."""
     async with contextlib.aclosing(kube.watch(
             "Shard", namespace, field_selector=f"metadata.name={name}",

@@ -171,8 +171,8 @@ def _version(meta: dict[str, Any]) -> int | None:
     return int(value) if value.isdigit() else None
 
 
-VIEWS = {"ShardSet": ShardSetView, "Shard": ShardView, "Pod": PodView, "Service": ServiceView,
-         "ConfigMap": ConfigMapView}
+VIEWS: dict[str, Any] = {"ShardSet": ShardSetView, "Shard": ShardView, "Pod": PodView,
+                         "Service": ServiceView, "ConfigMap": ConfigMapView}
 
 
 @dataclass(slots=True)

@@ -71,7 +71,8 @@ class Pass:
 def split_refused(shards: Iterable[ShardView]) -> tuple[list[ShardView], list[ShardView]]:
     """(supervised, refused): a Shard is supervised only under the name derived from its
     node id and key, the name ``start_shard`` and the schema give it."""
-    ok, refused = [], []
+    ok: list[ShardView] = []
+    refused: list[ShardView] = []
     for shard in shards:
         derived = shard.key is not None and shard.name == shard_name(shard.node_id, shard.key)
         (ok if derived else refused).append(shard)

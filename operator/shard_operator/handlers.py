@@ -71,9 +71,10 @@ async def initial_listing(kube: Kube, namespaces: list[str] | None
     delivered all of it (kopf's own index gating does the same, but costs O(n²) at
     start-up: 10,000 shards took minutes)."""
     found: set[tuple[str, str, str]] = set()
+    scopes: list[str | None] = [*namespaces] if namespaces else [None]
     for resource in WATCHED:
         kind = resource.kind
-        for namespace in namespaces or [None]:
+        for namespace in scopes:
             found.update((kind, ns, name) for ns, name in await kube.list_names(kind, namespace)
                          if Cache.relevant(kind, name))
     return found
@@ -97,8 +98,9 @@ def _register(resource: Resource) -> None:
     # and the cache and the work queue belong to the event loop's thread.
     @kopf.on.event(resource.group, resource.version, resource.plural, when=relevant,
                    id=f"watch-{kind}")
-    async def watch(event: dict[str, Any], body: kopf.Body, name: str, namespace: str,
+    async def watch(event: kopf.RawEvent, body: kopf.Body, name: str, namespace: str | None,
                     **_: Any) -> None:
+        assert namespace is not None  # every watched kind is namespaced
         node_id = Runtime.cache.node_of(kind, namespace, name, dict(body))
         if event.get("type") == "DELETED":
             Runtime.cache.remove(kind, namespace, name, uid=body.get("metadata", {}).get("uid"))

@@ -83,9 +83,9 @@ def to_key(segments: KeySegments) -> tuple[Key, list[str], str]:
         if not isinstance(segment, (str, bytes, bytearray)):
             raise InvalidKey(f"key segment {index} must be a string or bytes, "
                              f"not {type(segment).__name__}")
-    if all(isinstance(s, str) for s in segments):
-        spec = list(segments)
-        return decode_segments(spec, "utf8"), spec, "utf8"
+    texts = [s for s in segments if isinstance(s, str)]
+    if len(texts) == len(segments):
+        return decode_segments(texts, "utf8"), texts, "utf8"
     raw = [s.encode("utf-8") if isinstance(s, str) else bytes(s) for s in segments]
     spec = [encode_segment(s) for s in raw]
     return decode_segments(spec, "base64"), spec, "base64"

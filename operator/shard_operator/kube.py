@@ -13,11 +13,12 @@ callback given to :class:`Kube` (the operator's metrics). Nothing here decides a
 
 from __future__ import annotations
 
+import builtins
 import json
 import os
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -120,6 +121,8 @@ class ApiError(Exception):
 
 # No answer from the API server (connection refused or reset, a timeout): worth a retry.
 TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (aiohttp.ClientError, TimeoutError)
+# Everything a call can fail with: a refusal, or no answer.
+CALL_ERRORS: tuple[type[BaseException], ...] = (ApiError, *TRANSPORT_ERRORS)
 
 
 def transient(error: BaseException) -> bool:
@@ -229,7 +232,7 @@ class Kube:
         ``field_selector`` (e.g. ``spec.nodeId=node-1``, a CRD selectable field) lets
         the API server filter."""
         resource = _resource(kind)
-        query: list[tuple[str, Any]] = []
+        query: builtins.list[tuple[str, Any]] = []
         if field_selector:
             query.append(("fieldSelector", field_selector))
         if limit:
@@ -240,10 +243,10 @@ class Kube:
                                    query=query)
 
     async def list_names(self, kind: str, namespace: str | None, page: int = 500
-                         ) -> list[tuple[str, str]]:
+                         ) -> builtins.list[tuple[str, str]]:
         """``(namespace, name)`` of every object of ``kind`` (all namespaces if None),
         read page by page."""
-        names: list[tuple[str, str]] = []
+        names: builtins.list[tuple[str, str]] = []
         token = ""
         while True:
             result = await self.list(kind, namespace, limit=page, token=token)
@@ -256,12 +259,12 @@ class Kube:
     async def watch(self, kind: str, namespace: str | None = None, *,
                     field_selector: str | None = None, resource_version: str | None = None,
                     timeout_seconds: int | None = None
-                    ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+                    ) -> AsyncGenerator[tuple[str, dict[str, Any]], None]:
         """``(type, object)`` of each change after ``resource_version``, until the API
         server ends the stream (after ``timeout_seconds``); an ERROR event (e.g. 410
         Gone: list again) raises ApiError. Bookmarks are skipped."""
         resource = _resource(kind)
-        query: list[tuple[str, Any]] = [("watch", "true")]
+        query: builtins.list[tuple[str, Any]] = [("watch", "true")]
         if field_selector:
             query.append(("fieldSelector", field_selector))
         if resource_version:
@@ -299,7 +302,7 @@ class Kube:
         """Create ``body`` (its ``kind`` says where); ``dry_run`` asks the API server to
         validate and admit it without storing it."""
         resource = _resource(body["kind"])
-        query: list[tuple[str, Any]] = [("fieldManager", MANAGER)]
+        query: builtins.list[tuple[str, Any]] = [("fieldManager", MANAGER)]
         if dry_run:
             query.append(("dryRun", "All"))
         namespace = body["metadata"].get("namespace") if resource.namespaced else None

@@ -117,7 +117,7 @@ def pod(shard_body: dict[str, Any], key: Key, template: dict[str, Any] | None
     template_meta = template.get("metadata") or {}
     labels = {**(template_meta.get("labels") or {}), **owned_labels(node_id, name)}
     annotations = {**(template_meta.get("annotations") or {}), ANNOTATION_KEY: key_to_json(key)}
-    body = {
+    body: dict[str, Any] = {
         "apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": name, "namespace": meta["namespace"], "labels": labels,
                      "annotations": annotations,

@@ -72,10 +72,6 @@ class Shard:
         """Why persistence failed, if it did (the server must then stop)."""
         return self._committer.failure if self._committer is not None else None
 
-    @property
-    def durable_version(self) -> int:
-        return self._committer.durable_version if self._committer else self.state.version
-
     def waiting_readers(self) -> int:
         return sum(len(waiters) for waiters in self._waiters.values())
 

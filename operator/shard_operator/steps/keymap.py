@@ -7,7 +7,7 @@ from .. import render
 from ..cache import ShardSetView, ShardView
 from ..decisions import Pass, key_map_differs, plan_key_map, still_listed
 from ..keys import key_map_name
-from ..kube import TRANSPORT_ERRORS, ApiError, Kube, transient
+from ..kube import CALL_ERRORS, ApiError, Kube, transient
 from ..reasons import KEY_MAP_PENDING, KEY_MAP_UPDATE_FAILED
 from ..writes import Writes
 
@@ -25,7 +25,7 @@ async def ensure(writes: Writes, namespace: str, owner: ShardSetView,
             await writes.send("ConfigMap", "create", namespace, lambda: kube.create(desired))
         elif key_map_differs(current, desired, owner.uid):
             await writes.send("ConfigMap", "replace", namespace, lambda: kube.replace(desired))
-    except (ApiError, *TRANSPORT_ERRORS) as error:
+    except CALL_ERRORS as error:
         message = error.message if isinstance(error, ApiError) else (
             f"{type(error).__name__}: {error}")
         if isinstance(error, ApiError) and error.conflict and current is None:

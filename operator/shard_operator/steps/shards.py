@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from ..cache import ShardSetView, ShardView
@@ -23,14 +24,12 @@ async def ensure(writes: Writes, namespace: str, owner: ShardSetView,
     missing = [body for name, (_, body) in wanted.items()
                if name not in existing and writes.cache.get("Shard", namespace, name) is None]
     created = await writes.bounded(
-        lambda body=body: writes.create(body, run.errors, conflict=CONFLICT_READ)
-        for body in missing)
+        partial(writes.create, body, run.errors, conflict=CONFLICT_READ) for body in missing)
     for view in created:
         if view is not None:
             existing[view.name] = view
     stale = stale_shards(owner, existing.values(), wanted)
-    await writes.bounded(
-        lambda s=s: writes.delete("Shard", namespace, s, run.errors) for s in stale)
+    await writes.bounded(partial(writes.delete, "Shard", namespace, s, run.errors) for s in stale)
     for view in stale:
         existing.pop(view.name, None)
     return [existing[name] for name in sorted(existing)]

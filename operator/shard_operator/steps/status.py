@@ -5,6 +5,7 @@ refused duplicate ShardSet and hand-made Shards are told why in theirs."""
 from __future__ import annotations
 
 import time
+from functools import partial
 
 from .. import conditions, metrics
 from ..cache import ShardSetView, ShardView
@@ -41,8 +42,8 @@ async def write_shards(writes: Writes, namespace: str, shards: list[ShardView], 
         if status_differs(shard.status, status):
             status["conditions"] = conditions.merge(shard.status.get("conditions"),
                                                     status["conditions"])
-            calls.append(lambda s=shard, st=status: writes.patch_status(
-                "Shard", namespace, s.name, st, run.errors))
+            calls.append(partial(writes.patch_status, "Shard", namespace, shard.name, status,
+                                 run.errors))
     await writes.bounded(calls)
 
 

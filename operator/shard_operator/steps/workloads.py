@@ -4,6 +4,7 @@ outdated template are rolled, a quarter of the shards at a time."""
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 from typing import Any
 
 from .. import render
@@ -16,7 +17,7 @@ from ..writes import CONFLICT_IGNORE, Writes
 async def ensure(writes: Writes, namespace: str, owner: ShardSetView, shards: list[ShardView],
                  run: Pass) -> None:
     template = owner.spec.template
-    await writes.bounded(lambda s=s: _ensure_one(writes, namespace, s, template, run)
+    await writes.bounded(partial(_ensure_one, writes, namespace, s, template, run)
                          for s in shards if s.key is not None)
     outdated = [name for name, o in run.outcomes.items() if o.outdated]
     if not outdated:
@@ -30,7 +31,7 @@ async def ensure(writes: Writes, namespace: str, owner: ShardSetView, shards: li
                           f"pods are kept: {refusal}")
         return
     await writes.bounded(
-        lambda n=n: writes.delete("Pod", namespace, run.outcomes[n].pod, run.errors)
+        partial(writes.delete, "Pod", namespace, run.outcomes[n].pod, run.errors)
         for n in pods_to_roll(run.outcomes))
 
 
