@@ -38,7 +38,12 @@ from .keys import (
 )
 from .kube import ApiError, Kube, load_config
 from .missing import MISSING
-from .reasons import KEY_MAP_PENDING, TERMINAL_REGISTRATION_FAILURES
+from .reasons import (
+    KEY_MAP_PENDING,
+    SHARD_DELETED,
+    TERMINAL_REGISTRATION_FAILURES,
+    TYPE_REGISTERED,
+)
 
 
 def get_shard_key_map(node_id: str) -> str:
@@ -144,12 +149,12 @@ def registration_outcome(event: dict[str, Any]) -> tuple[str, str, str] | None:
     key-map failure the operator retries; it fails the start only if it outlasts the
     caller's timeout."""
     if event["type"] == "DELETED":
-        return FAILED, "Deleted", "the Shard was deleted while starting"
+        return FAILED, SHARD_DELETED, "the Shard was deleted while starting"
     status = (event["object"] or {}).get("status") or {}
     if status.get("registered"):
         return REGISTERED, "", ""
     cond: dict[str, Any] = next(
-        (c for c in status.get("conditions") or [] if c.get("type") == "Registered"), {})
+        (c for c in status.get("conditions") or [] if c.get("type") == TYPE_REGISTERED), {})
     if cond.get("reason") in TERMINAL_REGISTRATION_FAILURES:
         return FAILED, cond["reason"], cond.get("message", "")
     if cond.get("reason") == KEY_MAP_PENDING:

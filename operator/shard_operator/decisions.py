@@ -24,14 +24,25 @@ from .constants import (
 from .failing import is_failing
 from .keys import Key, key_map_name, key_to_json, shard_address, shard_name
 from .reasons import (
+    ALL_SHARDS_READY,
+    CONVERGED,
     CRASH_LOOP,
+    HEALTHY,
     INVALID_KEY,
     INVALID_SCHEMA,
     KEY_MAP_FULL,
     NAME_NOT_DERIVED,
     NODE_ID_CONFLICT,
+    POD_MISSING,
+    POD_NOT_READY,
+    POD_READY,
+    PROGRESSING,
     RECONCILE_ERROR,
     REGISTERED,
+    TYPE_DEGRADED,
+    TYPE_PROGRESSING,
+    TYPE_READY,
+    TYPE_REGISTERED,
     WORKLOAD_MISSING,
 )
 
@@ -231,12 +242,12 @@ def status_event(before: list[dict[str, Any]] | None, after: list[dict[str, Any]
                  ) -> tuple[str, str, str] | None:
     """``(type, reason, message)`` of the one event a ShardSet's status change deserves:
     a new failure (with its cause), else a change of readiness; or None."""
-    degraded = transition(before, after, "Degraded")
-    ready = transition(before, after, "Ready")
+    degraded = transition(before, after, TYPE_DEGRADED)
+    ready = transition(before, after, TYPE_READY)
     if degraded and degraded["status"] == "True":
         return "Warning", degraded["reason"], degraded["message"]
     if ready:
-        kind = "Normal" if ready["status"] == "True" or ready["reason"] == "Progressing" \
+        kind = "Normal" if ready["status"] == "True" or ready["reason"] == PROGRESSING \
             else "Warning"
         return kind, ready["reason"], ready["message"]
     return None
@@ -257,8 +268,8 @@ def refused_status(shard: ShardView) -> dict[str, Any]:
         "observedGeneration": shard.generation, "phase": "Refused", "ready": False,
         "restarts": 0, "registered": False,
         "conditions": [
-            conditions.condition("Ready", False, reason, message, shard.generation),
-            conditions.condition("Registered", False, reason, message, shard.generation),
+            conditions.condition(TYPE_READY, False, reason, message, shard.generation),
+            conditions.condition(TYPE_REGISTERED, False, reason, message, shard.generation),
         ],
     }
 
@@ -267,9 +278,9 @@ def duplicate_status(other: ShardSetView, owner: ShardSetView) -> tuple[dict[str
     """The status of a second ShardSet for ``owner``'s node id, and its message."""
     message = (f"nodeId {other.node_id!r} is already used by ShardSet {owner.name} in "
                "this namespace; this ShardSet is ignored until that one is deleted")
-    cond = [conditions.condition(type_, type_ == "Degraded", NODE_ID_CONFLICT, message,
+    cond = [conditions.condition(type_, type_ == TYPE_DEGRADED, NODE_ID_CONFLICT, message,
                                  other.generation)
-            for type_ in ("Ready", "Progressing", "Degraded")]
+            for type_ in (TYPE_READY, TYPE_PROGRESSING, TYPE_DEGRADED)]
     return {"observedGeneration": other.generation, "nodeId": other.node_id,
             "desiredShards": 0, "registeredShards": 0, "readyShards": 0,
             "conditions": cond}, message
@@ -282,11 +293,11 @@ def shard_status(shard: ShardView, run: Pass, namespace: str) -> dict[str, Any]:
     reason, message = run.unregistered_reason.get(shard.name, (REGISTERED, "in the key map"))
     ready = bool(pod and pod.ready)
     if pod is None:
-        ready_reason, ready_message = "PodMissing", outcome.error or "the Pod does not exist yet"
+        ready_reason, ready_message = POD_MISSING, outcome.error or "the Pod does not exist yet"
     elif ready:
-        ready_reason, ready_message = "PodReady", "the shard's Pod is Ready"
+        ready_reason, ready_message = POD_READY, "the shard's Pod is Ready"
     else:
-        ready_reason = pod.waiting_reason or "PodNotReady"
+        ready_reason = pod.waiting_reason or POD_NOT_READY
         ready_message = f"the Pod is {pod.phase}" + (
             f" ({pod.waiting_reason})" if pod.waiting_reason else "")
     return {
@@ -298,8 +309,8 @@ def shard_status(shard: ShardView, run: Pass, namespace: str) -> dict[str, Any]:
         "restarts": pod.restarts if pod else 0,
         "registered": registered,
         "conditions": [
-            conditions.condition("Ready", ready, ready_reason, ready_message, shard.generation),
-            conditions.condition("Registered", registered, REGISTERED if registered else reason,
+            conditions.condition(TYPE_READY, ready, ready_reason, ready_message, shard.generation),
+            conditions.condition(TYPE_REGISTERED, registered, REGISTERED if registered else reason,
                                  "listed in the key map" if registered else message,
                                  shard.generation),
         ],
@@ -346,26 +357,26 @@ def shardset_status(owner: ShardSetView, shards: list[ShardView], run: Pass, now
     degraded = degraded_reasons(run, pods, now)
     converged = registered == desired and ready == desired and not degraded
     if converged:
-        ready_cond = conditions.condition("Ready", True, "AllShardsReady",
+        ready_cond = conditions.condition(TYPE_READY, True, ALL_SHARDS_READY,
                                           f"{ready}/{desired} shards ready and registered",
                                           generation)
-        progressing = conditions.condition("Progressing", False, "Converged",
+        progressing = conditions.condition(TYPE_PROGRESSING, False, CONVERGED,
                                            "every shard is ready and registered", generation)
     elif degraded and not (registered < desired or ready < desired):
         reason, message = degraded[0]
-        ready_cond = conditions.condition("Ready", False, reason, message, generation)
-        progressing = conditions.condition("Progressing", False, reason, message, generation)
+        ready_cond = conditions.condition(TYPE_READY, False, reason, message, generation)
+        progressing = conditions.condition(TYPE_PROGRESSING, False, reason, message, generation)
     else:
         message = f"{ready}/{desired} shards ready, {registered}/{desired} registered"
-        reason = degraded[0][0] if degraded else "Progressing"
-        ready_cond = conditions.condition("Ready", False, reason, message, generation)
-        progressing = conditions.condition("Progressing", True, "Progressing", message,
+        reason = degraded[0][0] if degraded else PROGRESSING
+        ready_cond = conditions.condition(TYPE_READY, False, reason, message, generation)
+        progressing = conditions.condition(TYPE_PROGRESSING, True, PROGRESSING, message,
                                            generation)
     if degraded:
-        degraded_cond = conditions.condition("Degraded", True, degraded[0][0], degraded[0][1],
+        degraded_cond = conditions.condition(TYPE_DEGRADED, True, degraded[0][0], degraded[0][1],
                                              generation)
     else:
-        degraded_cond = conditions.condition("Degraded", False, "Healthy",
+        degraded_cond = conditions.condition(TYPE_DEGRADED, False, HEALTHY,
                                              "no shard is failing", generation)
     return {
         "observedGeneration": generation,
