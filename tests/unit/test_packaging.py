@@ -27,3 +27,18 @@ def test_the_images_build_without_localcluster() -> None:
     for dockerfile in ("operator/Dockerfile", "shard-server/Dockerfile",
                        "shard-server/Dockerfile.dockerignore"):
         assert "localcluster" not in (REPO / "images" / dockerfile).read_text()
+
+
+def test_the_shard_server_imports_nothing_of_kopf_or_the_kubernetes_client() -> None:
+    """The shard server's image needs neither: the key codec and the MISSING sentinel it
+    shares with the operator are standard library only."""
+    import subprocess
+    import sys
+
+    probe = ("import sys, shard_operator.server.main, shard_operator.server.app; "
+             "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
+             "('kopf', 'kubernetes_asyncio')); "
+             "print(bad)")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                            check=True)
+    assert result.stdout.strip() == "[]"
