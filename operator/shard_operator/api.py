@@ -44,6 +44,7 @@ from .reasons import (
     TERMINAL_REGISTRATION_FAILURES,
     TYPE_REGISTERED,
 )
+from .spec import ShardSetSpec
 
 
 def get_shard_key_map(node_id: str) -> str:
@@ -92,7 +93,8 @@ async def _find_shardset(kube: Kube, namespace: str, node_id: str) -> dict[str, 
     server selects it by ``spec.nodeId`` (a selectable field of the CRD), so a call
     costs the matching ShardSets only, not every ShardSet with its whole schema."""
     listed = await kube.list("ShardSet", namespace, field_selector=f"spec.nodeId={node_id}")
-    sets = [s for s in listed.get("items", []) if (s.get("spec") or {}).get("nodeId") == node_id
+    sets = [s for s in listed.get("items", [])
+            if ShardSetSpec.of(s.get("spec")).node_id == node_id
             and not s["metadata"].get("deletionTimestamp")]
     if not sets:
         raise NoShardSet(node_id, namespace)

@@ -26,6 +26,10 @@ from urllib.parse import quote
 import aiohttp
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
+from kubernetes_asyncio.config import ConfigException
+
+__all__ = ["CALL_ERRORS", "RESOURCES", "TRANSPORT_ERRORS", "WATCHED", "ApiError",
+           "ConfigException", "Kube", "Resource", "load_config", "transient"]
 
 from .constants import GROUP, MANAGER, SHARDS, SHARDSETS, VERSION
 

@@ -5,6 +5,8 @@ calls, a duplicate ShardSet's status, and a hand-made Shard."""
 from __future__ import annotations
 
 import asyncio
+import time
+from datetime import UTC, datetime
 
 import aiohttp
 import pytest
@@ -205,3 +207,22 @@ async def test_start_shard_selects_the_shardset_by_node_id() -> None:
     assert found["metadata"]["name"] == "set"
     assert world.kube.list_calls == [{"kind": "ShardSet",
                                       "field_selector": "spec.nodeId=node-1"}]
+
+
+# ----- the Degraded anti-flap: a recent failure is re-derived with no event -----------------
+
+async def test_a_recent_failure_requeues_the_node_when_degraded_may_clear() -> None:
+    world = World()
+    await converged(world, [{"key": ["a"]}])
+    finished = datetime.fromtimestamp(time.time() - 10, UTC).isoformat()
+    pod = world.kube.stored("Pod", A)
+    pod["status"]["containerStatuses"] = [{
+        "restartCount": 3, "state": {"running": {}},
+        "lastState": {"terminated": {"exitCode": 1, "finishedAt": finished}}}]
+    world.cache.put("Pod", "ns", world.kube._store("Pod", pod))
+    later: list[tuple[tuple[str, str], float]] = []
+    world.controller.queue.add_after = lambda key, delay: later.append((key, delay))  # type: ignore[method-assign]
+    await world.reconcile()
+    assert world.condition("ShardSet", "set", "Degraded")["reason"] == "CrashLoopBackOff"
+    [(key, delay)] = later
+    assert key == ("ns", "node-1") and 45 < delay < 55  # 60 s after the failure, + 0.5

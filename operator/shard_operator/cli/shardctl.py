@@ -19,12 +19,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import click
-from kubernetes_asyncio.config import ConfigException
 
 from .. import api
 from ..errors import InvalidInput, ShardOperatorError
 from ..keycodec import InvalidKey, KeyEncoding, decode_segment
-from ..kube import ApiError, Kube, load_config
+from ..kube import ApiError, ConfigException, Kube, load_config
 from ..missing import MISSING
 
 
