@@ -16,6 +16,7 @@ import time
 
 from . import metrics, steps
 from .cache import Cache
+from .decisions import Pass
 from .kube import Kube
 from .workqueue import WorkQueue
 from .writes import Writes
@@ -124,7 +125,10 @@ class Controller:
     async def reconcile(self, namespace: str, node_id: str) -> list[str]:
         """One pass over one node id (:func:`steps.run`); returns why it should be
         retried (empty: it need not be)."""
-        run = await steps.run(self.writes, namespace, node_id)
-        if run.recheck is not None:  # Degraded may clear then, with no event to say so
-            self.queue.add_after((namespace, node_id), run.recheck)
+        run = Pass()
+        try:
+            await steps.run(self.writes, namespace, node_id, run)
+        finally:
+            if run.recheck is not None:  # Degraded may clear then, with no event to say so
+                self.queue.add_after((namespace, node_id), run.recheck)
         return run.errors + run.retry

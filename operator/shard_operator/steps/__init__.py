@@ -15,13 +15,14 @@ from ..writes import Writes
 from . import keymap, shards, status, workloads
 
 
-async def run(writes: Writes, namespace: str, node_id: str) -> Pass:
-    """Converge one node id; the pass says what failed (``errors``, ``retry``) and when
-    to look again with no event (``recheck``)."""
+async def run(writes: Writes, namespace: str, node_id: str, run: Pass | None = None) -> Pass:
+    """Converge one node id; ``run`` (given, or a new one) says what failed (``errors``,
+    ``retry``) and when to look again with no event (``recheck``), also when a step
+    raised."""
     cache = writes.cache
     sets = [s for s in cache.shardsets(namespace, node_id) if not s.deleting]
     found = [s for s in cache.shards(namespace, node_id) if not s.deleting]
-    run = Pass()
+    run = run if run is not None else Pass()
     if not sets:
         await status.without_owner(writes, namespace, found, run)
         return run
