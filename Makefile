@@ -16,10 +16,11 @@ BENCH_ARGS ?=
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
-$(BIN)/.installed: pyproject.toml
+$(BIN)/.installed: pyproject.toml cluster/pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e ./cluster  # after: it owns bin/localcluster now
 	@touch $@
 
 venv: $(BIN)/.installed ## Create .venv with the project and its dev tools installed
@@ -44,8 +45,9 @@ cluster-down: ## Stop the local control plane and remove its data
 cluster-status: venv ## Health of each control plane component
 	$(BIN)/localcluster status
 
-lint: venv ## ruff over the code and tests
+lint: venv ## ruff over the code and tests, then mypy over the package and localcluster
 	$(BIN)/ruff check operator cluster tests bench
+	$(BIN)/mypy
 
 test-unit: venv ## Fast tests that need no cluster
 	$(BIN)/pytest -m "not cluster" $(PYTEST_ARGS)

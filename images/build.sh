@@ -68,7 +68,7 @@ flock -n 9 || { say "waiting for another make images to finish ($cache/.lock)"; 
 # ----- inputs ------------------------------------------------------------------------
 # the build context of the Dockerfiles (Dockerfile.dockerignore): what goes into the wheel
 mapfile -t context < <(git ls-files -co --exclude-standard -- pyproject.toml README.md \
-  operator cluster/localcluster | LC_ALL=C sort -u | while read -r f; do [ -f "$f" ] && echo "$f"; done)
+  operator | LC_ALL=C sort -u | while read -r f; do [ -f "$f" ] && echo "$f"; done)
 [ ${#context[@]} -gt 2 ] || fail "no sources found by git ls-files (not a git checkout?)"
 recipe=(images/build.sh images/dockerfile_config.py images/pause/pause.c
         images/shard-server/Dockerfile images/operator/Dockerfile)

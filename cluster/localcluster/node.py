@@ -421,7 +421,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
                 _run("umount", "-l", point, check=False)
 
     def _cgroup_dirs(self) -> list[Path]:
-        found = []
+        found: list[Path] = []
         for hierarchy in cgroup_hierarchies():
             top = hierarchy / CGROUP_ROOT
             if top.is_dir():

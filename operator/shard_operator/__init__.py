@@ -2,11 +2,13 @@
 
 Layers, from the bottom up:
 
-- ``keys``, ``keymap``, ``render``, ``conditions``: pure functions (naming, encoding,
-  the key map format, desired objects and status), no I/O;
-- ``kube``: the thin async layer over the Kubernetes API;
-- ``cache`` and ``controller``: the observed state fed by watch events, and the
-  level-triggered reconcile of one node id at a time;
+- ``keycodec``, ``keys``, ``missing``, ``spec``, ``keymap``, ``render``, ``conditions``,
+  ``failing``, ``reasons``, ``decisions``: pure functions and types (naming, encoding,
+  the key map format, desired objects, the controller's decisions), no I/O;
+- ``kube``: the resource table and generic verbs over the Kubernetes API;
+- ``cache``: the observed state fed by watch events;
+- ``workqueue``, ``controller``, ``steps``, ``writes``: the queue, the sync loop, the
+  reconcile of one node id step by step, and the write layer;
 - ``handlers``: kopf wiring (watch events, startup, settings);
 - ``api`` (start_shard, get_shard_key_map), ``client`` (Ordering side), ``server``
   (the shard process) and ``cli``.

@@ -10,20 +10,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator
 from typing import Any
 
-from kubernetes_asyncio import watch
-
 from . import keymap, render
-from .constants import (
-    GROUP,
-    INITIAL_VALUE_MAX_BYTES,
-    ORIGIN_STARTED,
-    SHARD_PORT,
-    SHARDS,
-    VERSION,
-)
+from .cache import ShardView
+from .constants import INITIAL_VALUE_MAX_BYTES, ORIGIN_STARTED
 from .errors import (
     AlreadyStarted,
     HashCollision,
@@ -34,19 +26,25 @@ from .errors import (
     NoShardSet,
     StartTimeout,
 )
-from .keys import InvalidKey, Key, decode_segments, key_map_name, shard_name, to_key
+from .keys import (
+    InvalidKey,
+    Key,
+    KeySegments,
+    key_map_name,
+    shard_address,
+    shard_name,
+    to_key,
+    validate_node_id,
+)
 from .kube import ApiError, Kube, load_config
-from .reasons import KEY_MAP_PENDING, TERMINAL_REGISTRATION_FAILURES
-
-
-class _Null:
-    """Pass ``NULL`` as ``initial_value`` for the JSON value null (None means no value)."""
-
-    def __repr__(self) -> str:
-        return "NULL"
-
-
-NULL = _Null()
+from .missing import MISSING
+from .reasons import (
+    KEY_MAP_PENDING,
+    SHARD_DELETED,
+    TERMINAL_REGISTRATION_FAILURES,
+    TYPE_REGISTERED,
+)
+from .spec import ShardSetSpec
 
 
 def get_shard_key_map(node_id: str) -> str:
@@ -55,15 +53,13 @@ def get_shard_key_map(node_id: str) -> str:
 
 
 def _node(node_id: str) -> str:
-    from .keys import validate_node_id
-
     try:
         return validate_node_id(node_id)
     except InvalidKey as error:
         raise InvalidInput(str(error)) from None
 
 
-def _key(key: Sequence[str | bytes]) -> tuple[Key, list[str], str]:
+def _key(key: KeySegments) -> tuple[Key, list[str], str]:
     if isinstance(key, (str, bytes)):
         raise InvalidInput("a key is a list of segments, e.g. ['a', 'b'], not a single string")
     try:
@@ -74,7 +70,7 @@ def _key(key: Sequence[str | bytes]) -> tuple[Key, list[str], str]:
 
 def _json_value(value: Any) -> None:
     """Refuse initial values that are not plain JSON (NaN, Infinity, sets, objects...)."""
-    if value is None or value is NULL:
+    if value is MISSING:
         return
     try:
         size = len(json.dumps(value, allow_nan=False, separators=(",", ":")).encode())
@@ -85,8 +81,7 @@ def _json_value(value: Any) -> None:
                            f"{INITIAL_VALUE_MAX_BYTES}-byte limit")
 
 
-def validate_start(node_id: str, key: Sequence[str | bytes], initial_value: Any = None
-                   ) -> None:
+def validate_start(node_id: str, key: KeySegments, initial_value: Any = MISSING) -> None:
     """Refuse (InvalidInput) what ``start_shard`` would refuse before any API call."""
     _node(node_id)
     _key(key)
@@ -97,22 +92,22 @@ async def _find_shardset(kube: Kube, namespace: str, node_id: str) -> dict[str, 
     """The ShardSet that owns ``node_id`` (the oldest, as the operator decides). The API
     server selects it by ``spec.nodeId`` (a selectable field of the CRD), so a call
     costs the matching ShardSets only, not every ShardSet with its whole schema."""
-    listed = await kube.list_custom("ShardSet", namespace, field_selector=f"spec.nodeId={node_id}")
-    sets = [s for s in listed if (s.get("spec") or {}).get("nodeId") == node_id
+    listed = await kube.list("ShardSet", namespace, field_selector=f"spec.nodeId={node_id}")
+    sets = [s for s in listed.get("items", [])
+            if ShardSetSpec.of(s.get("spec")).node_id == node_id
             and not s["metadata"].get("deletionTimestamp")]
     if not sets:
         raise NoShardSet(node_id, namespace)
     return min(sets, key=lambda s: (s["metadata"]["creationTimestamp"], s["metadata"]["name"]))
 
 
-def _service(name: str, namespace: str) -> str:
-    return f"{name}.{namespace}.svc:{SHARD_PORT}"
-
-
-async def astart_shard(node_id: str, key: Sequence[str | bytes], initial_value: Any = None, *,
+async def astart_shard(node_id: str, key: KeySegments, initial_value: Any = MISSING, *,
                        namespace: str = "default", timeout: float = 60.0,
                        kube: Kube | None = None) -> str:
     """Start a shard for ``key``; returns its Service address once it is in the key map.
+
+    ``initial_value`` is any JSON value, ``None`` being null; leave it out (``MISSING``)
+    for a shard with no initial value.
 
     Raises NoShardSet, AlreadyStarted (naming the existing shard), KeyMapUpdateFailed
     (the new Shard is deleted again), HashCollision, InvalidInput or StartTimeout.
@@ -125,27 +120,23 @@ async def astart_shard(node_id: str, key: Sequence[str | bytes], initial_value: 
     try:
         owner = await _find_shardset(kube, namespace, node_id)
         name = shard_name(node_id, canonical)
-        value = render.MISSING if initial_value is None else (
-            None if initial_value is NULL else initial_value)
         body = render.shard(name=name, namespace=namespace, node_id=node_id,
-                            segments=segments, encoding=encoding, initial_value=value,
-                            origin=ORIGIN_STARTED, owner=owner)
+                            segments=segments, encoding=encoding,
+                            initial_value=initial_value, origin=ORIGIN_STARTED, owner=owner)
         try:
-            created = await kube.create_custom("Shard", body)
+            created = await kube.create(body)
         except ApiError as error:
             if error.conflict:
-                existing = await kube.get_custom("Shard", namespace, name)
-                spec = existing.get("spec") or {}
-                have = decode_segments(spec.get("key") or [], spec.get("keyEncoding", "utf8"))
-                if have != canonical:
+                existing = ShardView.of(await kube.get("Shard", namespace, name))
+                if existing.key != canonical:
                     raise HashCollision(
                         f"shard name {name} is taken by a different key; not merged") from None
-                raise AlreadyStarted(name, _service(name, namespace)) from None
+                raise AlreadyStarted(name, shard_address(name, namespace)) from None
             if error.status in (400, 422):
                 raise InvalidInput(error.message) from None
             raise
         await _await_registration(kube, namespace, created, timeout)
-        return _service(name, namespace)
+        return shard_address(name, namespace)
     finally:
         if own:
             await kube.close()
@@ -160,12 +151,12 @@ def registration_outcome(event: dict[str, Any]) -> tuple[str, str, str] | None:
     key-map failure the operator retries; it fails the start only if it outlasts the
     caller's timeout."""
     if event["type"] == "DELETED":
-        return FAILED, "Deleted", "the Shard was deleted while starting"
+        return FAILED, SHARD_DELETED, "the Shard was deleted while starting"
     status = (event["object"] or {}).get("status") or {}
     if status.get("registered"):
         return REGISTERED, "", ""
-    cond = next((c for c in status.get("conditions") or [] if c.get("type") == "Registered"),
-                {})
+    cond: dict[str, Any] = next(
+        (c for c in status.get("conditions") or [] if c.get("type") == TYPE_REGISTERED), {})
     if cond.get("reason") in TERMINAL_REGISTRATION_FAILURES:
         return FAILED, cond["reason"], cond.get("message", "")
     if cond.get("reason") == KEY_MAP_PENDING:
@@ -182,8 +173,8 @@ async def _await_registration(kube: Kube, namespace: str, created: dict[str, Any
     try:
         async with asyncio.timeout(timeout):
             while failure is None:
-                async with watch.Watch() as watcher, contextlib.aclosing(_outcomes(
-                        watcher, kube, namespace, name, created, timeout)) as outcomes:
+                async with contextlib.aclosing(_outcomes(
+                        kube, namespace, name, created, timeout)) as outcomes:
                     async for outcome, reason, message in outcomes:
                         if outcome == REGISTERED:
                             return
@@ -201,31 +192,30 @@ async def _await_registration(kube: Kube, namespace: str, created: dict[str, Any
     raise KeyMapUpdateFailed(f"{failure[0]}: {failure[1]}")
 
 
-async def _outcomes(watcher: watch.Watch, kube: Kube, namespace: str, name: str,
-                    created: dict[str, Any], timeout: float):
+async def _outcomes(kube: Kube, namespace: str, name: str, created: dict[str, Any],
+                    timeout: float) -> AsyncGenerator[tuple[str, str, str], None]:
     """The outcomes one Shard's events say, ending at the first that decides."""
-    stream = watcher.stream(
-        kube.custom.list_namespaced_custom_object, GROUP, VERSION, namespace, SHARDS,
-        field_selector=f"metadata.name={name}",
-        resource_version=created["metadata"]["resourceVersion"],
-        timeout_seconds=int(timeout) + 1)
-    async for event in stream:
-        outcome = registration_outcome(event)
-        if outcome is not None:
-            yield outcome
-            if outcome[0] != PENDING:
-                return
+    async with contextlib.aclosing(kube.watch(
+            "Shard", namespace, field_selector=f"metadata.name={name}",
+            resource_version=created["metadata"]["resourceVersion"],
+            timeout_seconds=int(timeout) + 1)) as stream:
+        async for kind, obj in stream:
+            outcome = registration_outcome({"type": kind, "object": obj})
+            if outcome is not None:
+                yield outcome
+                if outcome[0] != PENDING:
+                    return
 
 
 async def _stop(kube: Kube, namespace: str, name: str, uid: str) -> None:
     try:
-        await kube.delete_custom("Shard", namespace, name, uid=uid)
+        await kube.delete("Shard", namespace, name, uid=uid)
     except ApiError as error:
         if not error.not_found:
             raise
 
 
-async def alookup(node_id: str, key: Sequence[str | bytes], *, namespace: str = "default",
+async def alookup(node_id: str, key: KeySegments, *, namespace: str = "default",
                   kube: Kube | None = None) -> str:
     """The Service address the key map gives for ``key`` (one read, no watch)."""
     node_id = _node(node_id)
@@ -234,7 +224,7 @@ async def alookup(node_id: str, key: Sequence[str | bytes], *, namespace: str = 
     kube = kube or Kube(await load_config(pool_size=2))
     try:
         try:
-            data = (await kube.get_config_map(namespace, key_map_name(node_id))).get("data")
+            data = (await kube.get("ConfigMap", namespace, key_map_name(node_id))).get("data")
         except ApiError as error:
             raise KeyMapUnavailable(
                 f"key map {key_map_name(node_id)} cannot be read: {error.message}") from None
@@ -250,13 +240,13 @@ async def alookup(node_id: str, key: Sequence[str | bytes], *, namespace: str = 
             await kube.close()
 
 
-def start_shard(node_id: str, key: Sequence[str | bytes], initial_value: Any = None, *,
+def start_shard(node_id: str, key: KeySegments, initial_value: Any = MISSING, *,
                 namespace: str = "default", timeout: float = 60.0) -> str:
     """Blocking :func:`astart_shard` (not for use inside a running event loop)."""
     return asyncio.run(astart_shard(node_id, key, initial_value, namespace=namespace,
                                     timeout=timeout))
 
 
-def lookup(node_id: str, key: Sequence[str | bytes], *, namespace: str = "default") -> str:
+def lookup(node_id: str, key: KeySegments, *, namespace: str = "default") -> str:
     """Blocking :func:`alookup`."""
     return asyncio.run(alookup(node_id, key, namespace=namespace))

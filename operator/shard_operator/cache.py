@@ -16,6 +16,7 @@ from .constants import (
 )
 from .failing import last_failure
 from .keys import HASH_CHARS, InvalidKey, Key, decode_segments
+from .spec import ShardSetSpec
 
 SHARD_NAME = re.compile(rf"^([a-z]([-a-z0-9]*[a-z0-9])?)-[a-z2-7]{{{HASH_CHARS}}}$")
 
@@ -38,24 +39,28 @@ class ShardSetView:
     generation: int
     created: str
     node_id: str
-    body: dict[str, Any]  # metadata (no managedFields) and spec, for rendering
+    spec: ShardSetSpec  # parsed once per generation
+    body: dict[str, Any]  # metadata (name, namespace, uid): owner references and events
     status: dict[str, Any]
     deleting: bool
 
     @classmethod
-    def of(cls, body: dict[str, Any]) -> ShardSetView:
+    def of(cls, body: dict[str, Any], previous: ShardSetView | None = None) -> ShardSetView:
+        """The view of ``body``; the spec of ``previous`` is kept when it is the same
+        object at the same generation (a status write does not re-parse a 10,000-entry
+        schema)."""
         meta = body["metadata"]
-        return cls(name=meta["name"], uid=meta["uid"], generation=meta.get("generation", 0),
-                   created=meta.get("creationTimestamp", ""),
-                   node_id=(body.get("spec") or {}).get("nodeId", ""),
-                   body={"metadata": {k: meta[k] for k in ("name", "namespace", "uid")},
-                         "spec": body.get("spec") or {}},
+        generation = meta.get("generation", 0)
+        if previous is not None and (previous.uid, previous.generation) == (
+                meta["uid"], generation):
+            spec = previous.spec
+        else:
+            spec = ShardSetSpec.of(body.get("spec"))
+        return cls(name=meta["name"], uid=meta["uid"], generation=generation,
+                   created=meta.get("creationTimestamp", ""), node_id=spec.node_id, spec=spec,
+                   body={"metadata": {k: meta[k] for k in ("name", "namespace", "uid")}},
                    status=dict(body.get("status") or {}),
                    deleting=bool(meta.get("deletionTimestamp")))
-
-    @property
-    def spec(self) -> dict[str, Any]:
-        return self.body["spec"]
 
 
 @dataclass(slots=True)
@@ -166,8 +171,8 @@ def _version(meta: dict[str, Any]) -> int | None:
     return int(value) if value.isdigit() else None
 
 
-VIEWS = {"ShardSet": ShardSetView, "Shard": ShardView, "Pod": PodView, "Service": ServiceView,
-         "ConfigMap": ConfigMapView}
+VIEWS: dict[str, Any] = {"ShardSet": ShardSetView, "Shard": ShardView, "Pod": PodView,
+                         "Service": ServiceView, "ConfigMap": ConfigMapView}
 
 
 @dataclass(slots=True)
@@ -236,7 +241,8 @@ class Cache:
         if previous is not None and known is not None and known[0] == meta.get("uid") and (
                 version is not None and version < known[1]):
             return previous
-        view = VIEWS[kind].of(body)
+        view = (ShardSetView.of(body, previous) if kind == "ShardSet"
+                else VIEWS[kind].of(body))
         self._unindex(kind, namespace, previous)
         self.objects[kind][namespace][view.name] = view
         if version is not None:

@@ -11,9 +11,9 @@ from typing import Any
 import kopf
 
 from .cache import Cache
-from .constants import GROUP, SHARDS, SHARDSETS, VERSION
 from .controller import Controller
-from .kube import Kube, load_config
+from .kube import WATCHED, Kube, Resource, load_config
+from .metrics import observe_request
 
 log = logging.getLogger("shard_operator")
 
@@ -43,15 +43,6 @@ class Runtime:
     namespaces: list[str] | None = None  # None: every namespace
 
 
-RESOURCES: dict[str, tuple[str, str, str]] = {
-    "ShardSet": (GROUP, VERSION, SHARDSETS),
-    "Shard": (GROUP, VERSION, SHARDS),
-    "Pod": ("", "v1", "pods"),
-    "Service": ("", "v1", "services"),
-    "ConfigMap": ("", "v1", "configmaps"),
-}
-
-
 @kopf.on.startup()
 async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     # Nothing of kopf's own is stored on the objects, and its log lines are not
@@ -68,7 +59,7 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     # objects held back events behind the initial listing (a restart at 300 shards
     # deadlocked, found by tests/reliability/test_crash_consistency.py).
     settings.batching.worker_limit = None
-    Runtime.kube = Kube(await load_config())
+    Runtime.kube = Kube(await load_config(), record=observe_request)
     Runtime.cache.expect(await initial_listing(Runtime.kube, Runtime.namespaces))
     Runtime.controller = Controller(Runtime.kube, Runtime.cache)
     Runtime.controller.start()
@@ -80,8 +71,10 @@ async def initial_listing(kube: Kube, namespaces: list[str] | None
     delivered all of it (kopf's own index gating does the same, but costs O(n²) at
     start-up: 10,000 shards took minutes)."""
     found: set[tuple[str, str, str]] = set()
-    for kind in RESOURCES:
-        for namespace in namespaces or [None]:
+    scopes: list[str | None] = [*namespaces] if namespaces else [None]
+    for resource in WATCHED:
+        kind = resource.kind
+        for namespace in scopes:
             found.update((kind, ns, name) for ns, name in await kube.list_names(kind, namespace)
                          if Cache.relevant(kind, name))
     return found
@@ -95,17 +88,19 @@ async def cleanup(**_: Any) -> None:
         await Runtime.kube.close()
 
 
-def _register(kind: str) -> None:
-    group, version, plural = RESOURCES[kind]
+def _register(resource: Resource) -> None:
+    kind = resource.kind
 
     def relevant(name: str, **_: Any) -> bool:
         return Cache.relevant(kind, name)
 
     # The handler is a coroutine on purpose: kopf runs plain functions in a thread pool,
     # and the cache and the work queue belong to the event loop's thread.
-    @kopf.on.event(group, version, plural, when=relevant, id=f"watch-{kind}")
-    async def watch(event: dict[str, Any], body: kopf.Body, name: str, namespace: str,
+    @kopf.on.event(resource.group, resource.version, resource.plural, when=relevant,
+                   id=f"watch-{kind}")
+    async def watch(event: kopf.RawEvent, body: kopf.Body, name: str, namespace: str | None,
                     **_: Any) -> None:
+        assert namespace is not None  # every watched kind is namespaced
         node_id = Runtime.cache.node_of(kind, namespace, name, dict(body))
         if event.get("type") == "DELETED":
             Runtime.cache.remove(kind, namespace, name, uid=body.get("metadata", {}).get("uid"))
@@ -115,5 +110,5 @@ def _register(kind: str) -> None:
             Runtime.controller.enqueue(namespace, node_id)
 
 
-for _kind in RESOURCES:
-    _register(_kind)
+for _resource in WATCHED:
+    _register(_resource)

@@ -20,6 +20,9 @@ import json
 from collections.abc import Sequence
 
 Key = tuple[bytes, ...]
+"""A key: its segments' bytes. The one key type of the operator, client and server."""
+KeySegments = Sequence[str | bytes]
+"""A key as a caller gives it: text segments and/or raw bytes segments."""
 
 
 class KeyEncoding(enum.StrEnum):

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from .constants import KEY_MAP_FORMAT, SHARD_PORT
-from .keys import Key, key_from_json, key_to_json
+from .keys import Key, key_from_json, key_to_json, service_domain, shard_address
 
 HEADER_FIELDS = ("format", "nodeId", "serviceDomain", "port")
 
@@ -40,7 +40,7 @@ class KeyMap:
 
     def address(self, key: Key) -> str:
         """``<service>.<namespace>.svc:<port>``; KeyError if the key is not registered."""
-        return f"{self.shards[key]}.{self.service_domain}:{self.port}"
+        return shard_address(self.shards[key], domain=self.service_domain, port=self.port)
 
 
 def render(node_id: str, namespace: str, shards: Mapping[str, Key],
@@ -49,7 +49,7 @@ def render(node_id: str, namespace: str, shards: Mapping[str, Key],
     data = {
         "format": KEY_MAP_FORMAT,
         "nodeId": node_id,
-        "serviceDomain": f"{namespace}.svc",
+        "serviceDomain": service_domain(namespace),
         "port": str(port),
     }
     for name in sorted(shards):

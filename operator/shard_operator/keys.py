@@ -13,19 +13,21 @@ import hashlib
 import re
 from collections.abc import Sequence
 
-from .constants import KEY_MAP_PREFIX
+from .constants import KEY_MAP_PREFIX, SHARD_PORT
 from .keycodec import (
     InvalidKey,
     Key,
     KeyEncoding,
+    KeySegments,
     decode_segment,
     encode_segment,
     key_from_json,
     key_to_json,
 )
 
-__all__ = ["InvalidKey", "Key", "KeyEncoding", "decode_segments", "key_from_json",
-           "key_map_name", "key_to_json", "shard_name", "to_key", "validate_node_id"]
+__all__ = ["InvalidKey", "Key", "KeyEncoding", "KeySegments", "decode_segments",
+           "key_from_json", "key_map_name", "key_to_json", "service_domain", "shard_address",
+           "shard_name", "to_key", "validate_node_id"]
 
 NODE_ID_PATTERN = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 NODE_ID_MAX = 40
@@ -33,6 +35,7 @@ MAX_SEGMENTS = 8
 MAX_SEGMENT_CHARS = 128
 HASH_CHARS = 16  # base32 of 80 bits
 FORBIDDEN_IN_TEXT = ("\ufffd", "\x1f")
+
 
 def validate_node_id(node_id: str) -> str:
     if not isinstance(node_id, str) or not node_id:
@@ -69,7 +72,7 @@ def decode_segments(segments: Sequence[str], encoding: str = "utf8") -> Key:
     return tuple(out)
 
 
-def to_key(segments: Sequence[str | bytes]) -> tuple[Key, list[str], str]:
+def to_key(segments: KeySegments) -> tuple[Key, list[str], str]:
     """A key given as text and/or bytes → (canonical bytes, spec segments, encoding).
 
     All-text keys keep the utf8 encoding; any bytes segment makes the whole key base64.
@@ -80,9 +83,9 @@ def to_key(segments: Sequence[str | bytes]) -> tuple[Key, list[str], str]:
         if not isinstance(segment, (str, bytes, bytearray)):
             raise InvalidKey(f"key segment {index} must be a string or bytes, "
                              f"not {type(segment).__name__}")
-    if all(isinstance(s, str) for s in segments):
-        spec = list(segments)
-        return decode_segments(spec, "utf8"), spec, "utf8"
+    texts = [s for s in segments if isinstance(s, str)]
+    if len(texts) == len(segments):
+        return decode_segments(texts, "utf8"), texts, "utf8"
     raw = [s.encode("utf-8") if isinstance(s, str) else bytes(s) for s in segments]
     spec = [encode_segment(s) for s in raw]
     return decode_segments(spec, "base64"), spec, "base64"
@@ -106,3 +109,20 @@ def shard_name(node_id: str, key: Key) -> str:
 def key_map_name(node_id: str) -> str:
     """Name of the node's key map ConfigMap."""
     return f"{KEY_MAP_PREFIX}{node_id}"
+
+
+def service_domain(namespace: str) -> str:
+    """The DNS domain of the Services of ``namespace`` (the key map's ``serviceDomain``)."""
+    return f"{namespace}.svc"
+
+
+def shard_address(name: str, namespace: str | None = None, *, domain: str | None = None,
+                  port: int = SHARD_PORT) -> str:
+    """A shard's address, ``<name>.<namespace>.svc:<port>``: the one builder used by the
+    key map, the Shard's status and ``start_shard``. Give ``namespace``, or the
+    ``domain`` a key map records."""
+    if domain is None:
+        if namespace is None:
+            raise ValueError("shard_address needs a namespace or a domain")
+        domain = service_domain(namespace)
+    return f"{name}.{domain}:{port}"

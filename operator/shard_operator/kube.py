@@ -1,23 +1,94 @@
-"""The thin layer over the Kubernetes API (kubernetes_asyncio, raw JSON bodies).
+"""The one layer over the Kubernetes API: a table of resources and generic verbs.
 
-Every call returns plain dicts; errors are ``ApiError`` with the HTTP status and the
-API server's message. Nothing here decides anything.
+Every object the project reads, writes or watches is named by a :class:`Resource` (in
+the style of kopf's ``_cogs/structs/references.py``): its group, version, plural and
+kind. The verbs (``get``, ``list``, ``watch``, ``create``, ``replace``, ``patch``,
+``patch_status``, ``delete``) build the URL from that table and send raw JSON through
+kubernetes_asyncio's ``ApiClient`` (its configuration, authentication and connection
+pool), so nothing here depends on the generated per-kind methods. Every call returns
+plain dicts; errors are ``ApiError`` with the HTTP status and the API server's
+message. Each request is reported, with its ``(kind, verb)``, to the ``record``
+callback given to :class:`Kube` (the operator's metrics). Nothing here decides anything.
 """
 
 from __future__ import annotations
 
+import builtins
 import json
 import os
 import secrets
+import time
+from collections.abc import AsyncGenerator, Callable
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
+from kubernetes_asyncio.config import ConfigException
+
+__all__ = ["CALL_ERRORS", "RESOURCES", "TRANSPORT_ERRORS", "WATCHED", "ApiError",
+           "ConfigException", "Kube", "Resource", "load_config", "transient"]
 
 from .constants import GROUP, MANAGER, SHARDS, SHARDSETS, VERSION
 
-PLURALS = {"ShardSet": SHARDSETS, "Shard": SHARDS}
+JSON = "application/json"
+MERGE_PATCH = "application/merge-patch+json"
+STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
+# One watch event is one line: a whole object (a full key map is about 1 MB of JSON).
+WATCH_LINE_MAX = 16 * 2**20
+
+
+@dataclass(frozen=True, slots=True)
+class Resource:
+    """A kind of object of the API and where its objects live."""
+
+    group: str  # "" for the core API
+    version: str
+    plural: str
+    kind: str
+    namespaced: bool = True
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def patch_type(self) -> str:
+        """Built-in kinds take strategic merge patches; custom resources only merge
+        patches."""
+        return STRATEGIC_MERGE_PATCH if not self.group else MERGE_PATCH
+
+    def path(self, namespace: str | None = None, name: str | None = None,
+             subresource: str | None = None) -> str:
+        """The URL path of the collection (``name`` None) or of one object; a namespaced
+        resource with ``namespace`` None is its collection across all namespaces."""
+        parts = [f"/apis/{self.group}" if self.group else "/api", self.version]
+        if self.namespaced and namespace is not None:
+            parts += ["namespaces", quote(namespace, safe="")]
+        parts.append(self.plural)
+        if name is not None:
+            parts.append(quote(name, safe=""))
+            if subresource is not None:
+                parts.append(subresource)
+        return "/".join(parts)
+
+
+SHARDSET = Resource(GROUP, VERSION, SHARDSETS, "ShardSet")
+SHARD = Resource(GROUP, VERSION, SHARDS, "Shard")
+POD = Resource("", "v1", "pods", "Pod")
+SERVICE = Resource("", "v1", "services", "Service")
+CONFIG_MAP = Resource("", "v1", "configmaps", "ConfigMap")
+EVENT = Resource("events.k8s.io", "v1", "events", "Event")
+KOPF_PEERING = Resource("kopf.dev", "v1", "kopfpeerings", "KopfPeering")
+CLUSTER_KOPF_PEERING = Resource("kopf.dev", "v1", "clusterkopfpeerings",
+                                "ClusterKopfPeering", namespaced=False)
+
+RESOURCES: dict[str, Resource] = {r.kind: r for r in (
+    SHARDSET, SHARD, POD, SERVICE, CONFIG_MAP, EVENT, KOPF_PEERING, CLUSTER_KOPF_PEERING)}
+# What the operator watches and caches, in the order it lists them at start-up.
+WATCHED: tuple[Resource, ...] = (SHARDSET, SHARD, POD, SERVICE, CONFIG_MAP)
 
 
 class ApiError(Exception):
@@ -36,6 +107,13 @@ class ApiError(Exception):
             pass
         return cls(error.status or 0, reason, message)
 
+    @classmethod
+    def of_status(cls, status: int, body: Any, text: str = "") -> ApiError:
+        """From an answer's HTTP status and its ``Status`` body (or watch ERROR object)."""
+        body = body if isinstance(body, dict) else {}
+        return cls(int(body.get("code") or status), str(body.get("reason", "")),
+                   str(body.get("message", text)))
+
     @property
     def not_found(self) -> bool:
         return self.status == 404
@@ -47,6 +125,8 @@ class ApiError(Exception):
 
 # No answer from the API server (connection refused or reset, a timeout): worth a retry.
 TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (aiohttp.ClientError, TimeoutError)
+# Everything a call can fail with: a refusal, or no answer.
+CALL_ERRORS: tuple[type[BaseException], ...] = (ApiError, *TRANSPORT_ERRORS)
 
 
 def transient(error: BaseException) -> bool:
@@ -54,6 +134,14 @@ def transient(error: BaseException) -> bool:
     if isinstance(error, ApiError):
         return error.status in (0, 408, 409, 429) or error.status >= 500
     return isinstance(error, TRANSPORT_ERRORS)
+
+
+def status_class(error: BaseException | None) -> str:
+    """``2xx`` for success, else the HTTP status class, or ``error`` for no answer."""
+    if error is None:
+        return "2xx"
+    status = getattr(error, "status", 0) or 0
+    return f"{status // 100}xx" if status else "error"
 
 
 async def load_config(pool_size: int = 64, *, kubeconfig: str | None = None,
@@ -72,157 +160,209 @@ async def load_config(pool_size: int = 64, *, kubeconfig: str | None = None,
     return client.ApiClient(configuration)
 
 
-class Kube:
-    """Create, patch, replace and delete the objects the operator manages."""
+# (kind, verb, status class, seconds) of one request: see metrics.observe_request.
+Recorder = Callable[[str, str, str, float], None]
 
-    def __init__(self, api: client.ApiClient) -> None:
+
+def _resource(kind: str) -> Resource:
+    try:
+        return RESOURCES[kind]
+    except KeyError:
+        raise ValueError(f"no resource {kind!r} in kube.RESOURCES") from None
+
+
+class Kube:
+    """The generic verbs over :data:`RESOURCES`, addressed by kind."""
+
+    def __init__(self, api: client.ApiClient, *, record: Recorder | None = None) -> None:
         self.api = api
-        self.core = client.CoreV1Api(api)
-        self.custom = client.CustomObjectsApi(api)
-        self.events = client.EventsV1Api(api)
+        self.record = record
 
     async def close(self) -> None:
         await self.api.close()
 
-    async def _call(self, method, *args, **kwargs) -> dict[str, Any]:
+    async def _open(self, method: str, path: str, query: list[tuple[str, Any]],
+                    body: Any = None, content_type: str = JSON) -> Any:
+        """Send one request; the aiohttp response, whose status is not checked yet."""
         try:
-            response = await method(*args, _preload_content=False, **kwargs)
+            return await self.api.call_api(
+                path, method, query_params=query,
+                header_params={"Accept": JSON, "Content-Type": content_type},
+                body=body, auth_settings=["BearerToken"], _preload_content=False)
+        except ApiException as error:
+            raise ApiError.of(error) from None
+
+    async def _request(self, resource: Resource, verb: str, method: str, path: str, *,
+                       query: list[tuple[str, Any]] | None = None, body: Any = None,
+                       content_type: str = JSON) -> dict[str, Any]:
+        started, failure = time.monotonic(), None
+        try:
+            response = await self._open(method, path, query or [], body, content_type)
             async with response:
                 text = await response.text()
                 status = response.status
-        except ApiException as error:
-            raise ApiError.of(error) from None
-        body = json.loads(text) if text else {}
-        if status >= 400:
-            raise ApiError(status, str(body.get("reason", "")), str(body.get("message", text)))
-        return body
+            answer = json.loads(text) if text else {}
+            if status >= 400:
+                raise ApiError.of_status(status, answer, text)
+            return answer
+        except BaseException as error:
+            failure = error
+            raise
+        finally:
+            if self.record is not None:
+                self.record(resource.kind, verb, status_class(failure),
+                            time.monotonic() - started)
 
     # ----- reads ------------------------------------------------------------------------
 
-    async def list_names(self, kind: str, namespace: str | None, page: int = 500
-                         ) -> list[tuple[str, str]]:
-        """``(namespace, name)`` of every object of ``kind`` (all namespaces if None),
-        read page by page."""
-        if kind in PLURALS:
-            args: tuple[Any, ...] = (GROUP, VERSION, PLURALS[kind])
-            method = (self.custom.list_cluster_custom_object if namespace is None
-                      else self.custom.list_namespaced_custom_object)
-            if namespace is not None:
-                args = (GROUP, VERSION, namespace, PLURALS[kind])
-        else:
-            lower = {"Pod": "pod", "Service": "service", "ConfigMap": "config_map"}[kind]
-            if namespace is None:
-                method, args = getattr(self.core, f"list_{lower}_for_all_namespaces"), ()
-            else:
-                method, args = getattr(self.core, f"list_namespaced_{lower}"), (namespace,)
-        names: list[tuple[str, str]] = []
-        token = ""
-        while True:
-            extra = {"_continue": token} if token else {}
-            result = await self._call(method, *args, limit=page, **extra)
-            names.extend((item["metadata"]["namespace"], item["metadata"]["name"])
-                         for item in result.get("items", []))
-            token = (result.get("metadata") or {}).get("continue") or ""
-            if not token:
-                return names
+    async def get(self, kind: str, namespace: str | None, name: str) -> dict[str, Any]:
+        resource = _resource(kind)
+        return await self._request(resource, "get", "GET", resource.path(namespace, name))
 
-    async def exists(self, kind: str, namespace: str, name: str) -> bool:
+    async def exists(self, kind: str, namespace: str | None, name: str) -> bool:
         try:
-            if kind in PLURALS:
-                await self.get_custom(kind, namespace, name)
-            else:
-                lower = {"Pod": "pod", "Service": "service", "ConfigMap": "config_map"}[kind]
-                await self._call(getattr(self.core, f"read_namespaced_{lower}"), name, namespace)
+            await self.get(kind, namespace, name)
         except ApiError as error:
             if error.not_found:
                 return False
             raise
         return True
 
-    # ----- custom resources ------------------------------------------------------------
+    async def list(self, kind: str, namespace: str | None = None, *,
+                   field_selector: str | None = None, limit: int | None = None,
+                   token: str | None = None) -> dict[str, Any]:
+        """One List answer (``items``, ``metadata.resourceVersion`` and, with ``limit``,
+        ``metadata.continue``); ``namespace`` None lists all namespaces;
+        ``field_selector`` (e.g. ``spec.nodeId=node-1``, a CRD selectable field) lets
+        the API server filter."""
+        resource = _resource(kind)
+        query: builtins.list[tuple[str, Any]] = []
+        if field_selector:
+            query.append(("fieldSelector", field_selector))
+        if limit:
+            query.append(("limit", limit))
+        if token:
+            query.append(("continue", token))
+        return await self._request(resource, "list", "GET", resource.path(namespace),
+                                   query=query)
 
-    async def get_custom(self, kind: str, namespace: str, name: str) -> dict[str, Any]:
-        return await self._call(self.custom.get_namespaced_custom_object, GROUP, VERSION,
-                                namespace, PLURALS[kind], name)
+    async def list_names(self, kind: str, namespace: str | None, page: int = 500
+                         ) -> builtins.list[tuple[str, str]]:
+        """``(namespace, name)`` of every object of ``kind`` (all namespaces if None),
+        read page by page."""
+        names: builtins.list[tuple[str, str]] = []
+        token = ""
+        while True:
+            result = await self.list(kind, namespace, limit=page, token=token)
+            names.extend((item["metadata"].get("namespace", ""), item["metadata"]["name"])
+                         for item in result.get("items", []))
+            token = (result.get("metadata") or {}).get("continue") or ""
+            if not token:
+                return names
 
-    async def list_custom(self, kind: str, namespace: str, field_selector: str | None = None
-                          ) -> list[dict[str, Any]]:
-        """Every object of ``kind`` in ``namespace``; ``field_selector`` (e.g.
-        ``spec.nodeId=node-1``, a CRD selectable field) lets the API server filter."""
-        extra = {"field_selector": field_selector} if field_selector else {}
-        result = await self._call(self.custom.list_namespaced_custom_object, GROUP, VERSION,
-                                  namespace, PLURALS[kind], **extra)
-        return result.get("items", [])
+    async def watch(self, kind: str, namespace: str | None = None, *,
+                    field_selector: str | None = None, resource_version: str | None = None,
+                    timeout_seconds: int | None = None
+                    ) -> AsyncGenerator[tuple[str, dict[str, Any]], None]:
+        """``(type, object)`` of each change after ``resource_version``, until the API
+        server ends the stream (after ``timeout_seconds``); an ERROR event (e.g. 410
+        Gone: list again) raises ApiError. Bookmarks are skipped."""
+        resource = _resource(kind)
+        query: builtins.list[tuple[str, Any]] = [("watch", "true")]
+        if field_selector:
+            query.append(("fieldSelector", field_selector))
+        if resource_version:
+            query.append(("resourceVersion", resource_version))
+        if timeout_seconds is not None:
+            query.append(("timeoutSeconds", timeout_seconds))
+        started, failure = time.monotonic(), None
+        try:
+            response = await self._open("GET", resource.path(namespace), query)
+            async with response:
+                if response.status >= 400:
+                    text = await response.text()
+                    raise ApiError.of_status(response.status, _json_or_none(text), text)
+                while line := await response.content.readuntil(b"\n", max_size=WATCH_LINE_MAX):
+                    if not line.strip():
+                        continue
+                    event = json.loads(line)
+                    if event.get("type") == "ERROR":
+                        raise ApiError.of_status(500, event.get("object"))
+                    if event.get("type") != "BOOKMARK":
+                        yield event["type"], event["object"]
+        except GeneratorExit:
+            raise
+        except BaseException as error:
+            failure = error
+            raise
+        finally:
+            if self.record is not None:
+                self.record(resource.kind, "watch", status_class(failure),
+                            time.monotonic() - started)
 
-    async def create_custom(self, kind: str, body: dict[str, Any]) -> dict[str, Any]:
-        return await self._call(self.custom.create_namespaced_custom_object, GROUP, VERSION,
-                                body["metadata"]["namespace"], PLURALS[kind], body,
-                                field_manager=MANAGER)
+    # ----- writes -----------------------------------------------------------------------
 
-    async def delete_custom(self, kind: str, namespace: str, name: str,
-                            uid: str | None = None) -> None:
-        body = {"preconditions": {"uid": uid}} if uid else None
-        await self._call(self.custom.delete_namespaced_custom_object, GROUP, VERSION,
-                         namespace, PLURALS[kind], name, body=body)
+    async def create(self, body: dict[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
+        """Create ``body`` (its ``kind`` says where); ``dry_run`` asks the API server to
+        validate and admit it without storing it."""
+        resource = _resource(body["kind"])
+        query: builtins.list[tuple[str, Any]] = [("fieldManager", MANAGER)]
+        if dry_run:
+            query.append(("dryRun", "All"))
+        namespace = body["metadata"].get("namespace") if resource.namespaced else None
+        return await self._request(resource, "create", "POST", resource.path(namespace),
+                                   query=query, body=body)
 
-    async def patch_status(self, kind: str, namespace: str, name: str,
-                           status: dict[str, Any]) -> dict[str, Any]:
-        """Merge-patch ``status`` (the only thing the operator writes on these kinds)."""
-        return await self._call(self.custom.patch_namespaced_custom_object_status, GROUP,
-                                VERSION, namespace, PLURALS[kind], name, {"status": status},
-                                field_manager=MANAGER,
-                                _content_type="application/merge-patch+json")
+    async def replace(self, body: dict[str, Any]) -> dict[str, Any]:
+        resource, meta = _resource(body["kind"]), body["metadata"]
+        return await self._request(resource, "replace", "PUT",
+                                   resource.path(meta.get("namespace"), meta["name"]),
+                                   query=[("fieldManager", MANAGER)], body=body)
 
-    # ----- core objects ----------------------------------------------------------------
-
-    async def create(self, body: dict[str, Any], dry_run: bool = False) -> dict[str, Any]:
-        """Create a Pod, Service or ConfigMap; ``dry_run`` asks the API server to validate
-        and admit it without storing it."""
-        namespace = body["metadata"]["namespace"]
-        method = {"Pod": self.core.create_namespaced_pod,
-                  "Service": self.core.create_namespaced_service,
-                  "ConfigMap": self.core.create_namespaced_config_map}[body["kind"]]
-        extra = {"dry_run": "All"} if dry_run else {}
-        return await self._call(method, namespace, body, field_manager=MANAGER, **extra)
-
-    async def patch(self, kind: str, namespace: str, name: str, patch: dict[str, Any]
+    async def patch(self, kind: str, namespace: str | None, name: str, patch: dict[str, Any]
                     ) -> dict[str, Any]:
-        """A strategic merge patch of a Pod, Service or ConfigMap."""
-        method = {"Pod": self.core.patch_namespaced_pod,
-                  "Service": self.core.patch_namespaced_service,
-                  "ConfigMap": self.core.patch_namespaced_config_map}[kind]
-        return await self._call(method, name, namespace, patch, field_manager=MANAGER,
-                                _content_type="application/strategic-merge-patch+json")
+        """A strategic merge patch (built-in kinds) or merge patch (custom resources)."""
+        resource = _resource(kind)
+        return await self._request(resource, "patch", "PATCH", resource.path(namespace, name),
+                                   query=[("fieldManager", MANAGER)], body=patch,
+                                   content_type=resource.patch_type)
 
-    async def replace_config_map(self, body: dict[str, Any]) -> dict[str, Any]:
-        meta = body["metadata"]
-        return await self._call(self.core.replace_namespaced_config_map, meta["name"],
-                                meta["namespace"], body, field_manager=MANAGER)
+    async def patch_status(self, kind: str, namespace: str | None, name: str,
+                           status: dict[str, Any]) -> dict[str, Any]:
+        """Merge-patch ``status`` (the only thing the operator writes on its kinds)."""
+        resource = _resource(kind)
+        return await self._request(resource, "patch-status", "PATCH",
+                                   resource.path(namespace, name, "status"),
+                                   query=[("fieldManager", MANAGER)],
+                                   body={"status": status}, content_type=MERGE_PATCH)
 
-    async def get_config_map(self, namespace: str, name: str) -> dict[str, Any]:
-        return await self._call(self.core.read_namespaced_config_map, name, namespace)
-
-    async def delete(self, kind: str, namespace: str, name: str, uid: str | None = None
-                     ) -> None:
-        method = {"Pod": self.core.delete_namespaced_pod,
-                  "Service": self.core.delete_namespaced_service,
-                  "ConfigMap": self.core.delete_namespaced_config_map}[kind]
+    async def delete(self, kind: str, namespace: str | None, name: str,
+                     uid: str | None = None) -> None:
+        """Delete, only the incarnation ``uid`` if given."""
+        resource = _resource(kind)
         body = {"preconditions": {"uid": uid}} if uid else None
-        await self._call(method, name, namespace, body=body)
+        await self._request(resource, "delete", "DELETE", resource.path(namespace, name),
+                            body=body)
 
     async def post_event(self, regarding: dict[str, Any], kind: str, type_: str, reason: str,
                          note: str, now: str) -> None:
         meta = regarding["metadata"]
-        event = {
-            "apiVersion": "events.k8s.io/v1", "kind": "Event",
+        await self.create({
+            "apiVersion": EVENT.api_version, "kind": EVENT.kind,
             "metadata": {"name": f"{meta['name']}.{secrets.token_hex(8)}",
                          "namespace": meta["namespace"]},
             "eventTime": now.replace("Z", ".000000Z"),
             "reportingController": f"{GROUP}/{MANAGER}",
             "reportingInstance": os.environ.get("HOSTNAME", MANAGER),
             "action": "Reconcile", "reason": reason, "type": type_, "note": note[:1024],
-            "regarding": {"apiVersion": f"{GROUP}/{VERSION}", "kind": kind,
+            "regarding": {"apiVersion": _resource(kind).api_version, "kind": kind,
                           "name": meta["name"], "namespace": meta["namespace"],
                           "uid": meta["uid"]},
-        }
-        await self._call(self.events.create_namespaced_event, meta["namespace"], event)
+        })
+
+
+def _json_or_none(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None

@@ -10,18 +10,15 @@ Two levels, both "per kind":
   concerns (ShardSet, Shard, Pod, Service, ConfigMap, Event) and its verb:
   ``shard_operator_api_requests_total{kind,verb,code}`` and
   ``shard_operator_api_request_duration_seconds{kind,verb}``; ``code`` is the HTTP
-  status class (2xx, 4xx, 5xx) or ``error`` when no response came back.
+  status class (2xx, 4xx, 5xx) or ``error`` when no response came back. The verbs
+  are those of :mod:`.kube`: get, list, watch, create, replace, patch, patch-status,
+  delete.
 
 ``shard_operator_shards{namespace,shardset,state}`` gives desired, registered and
 ready shards per ShardSet.
 """
 
 from __future__ import annotations
-
-import functools
-import re
-import time
-from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -43,49 +40,9 @@ API_SECONDS = Histogram("shard_operator_api_request_duration_seconds",
 SHARDS = Gauge("shard_operator_shards", "Shards per ShardSet by state",
                ["namespace", "shardset", "state"])
 
-_PLURAL_KINDS = {"shardsets": "ShardSet", "shards": "Shard"}
-_CORE_KINDS = {"pod": "Pod", "service": "Service", "config_map": "ConfigMap",
-               "event": "Event"}
-_METHOD = re.compile(r"^(?P<verb>[a-z]+)_namespaced_(?P<what>[a-z_]+?)(?P<status>_status)?$")
 
-
-def request_labels(method_name: str, args: tuple[Any, ...]) -> tuple[str, str]:
-    """(kind, verb) of a kubernetes_asyncio API method called with ``args``."""
-    match = _METHOD.match(method_name)
-    if match is None:
-        return "other", method_name
-    verb = match["verb"] + ("-status" if match["status"] else "")
-    what = match["what"]
-    if what == "custom_object":
-        # (group, version, namespace, plural, ...)
-        kind = _PLURAL_KINDS.get(str(args[3]) if len(args) > 3 else "", "custom")
-    else:
-        kind = _CORE_KINDS.get(what, what)
-    return kind, verb
-
-
-def instrument(kube_class: type) -> None:
-    """Count and time every request that goes through ``kube_class._call`` (idempotent)."""
-    original = kube_class._call
-    if getattr(original, "_instrumented", False):
-        return
-
-    @functools.wraps(original)
-    async def _call(self: Any, method: Any, *args: Any, **kwargs: Any) -> Any:
-        kind, verb = request_labels(getattr(method, "__name__", "other"), args)
-        started = time.monotonic()
-        code = "error"
-        try:
-            result = await original(self, method, *args, **kwargs)
-            code = "2xx"
-            return result
-        except Exception as error:
-            status = getattr(error, "status", 0) or 0
-            code = f"{status // 100}xx" if status else "error"
-            raise
-        finally:
-            API_REQUESTS.labels(kind, verb, code).inc()
-            API_SECONDS.labels(kind, verb).observe(time.monotonic() - started)
-
-    _call._instrumented = True  # type: ignore[attr-defined]
-    kube_class._call = _call
+def observe_request(kind: str, verb: str, code: str, seconds: float) -> None:
+    """Count and time one API request; :class:`shard_operator.kube.Kube` calls this with
+    the request's kind and verb (``Kube(api, record=observe_request)``)."""
+    API_REQUESTS.labels(kind, verb, code).inc()
+    API_SECONDS.labels(kind, verb).observe(seconds)

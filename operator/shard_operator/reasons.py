@@ -1,7 +1,19 @@
-"""The reasons the operator writes in conditions, shared by the controller and by
-``start_shard``, which reads a Shard's ``Registered`` condition to learn its outcome."""
+"""The condition types and reasons the operator writes, shared by the controller
+(:mod:`.decisions`) and by ``start_shard`` (:mod:`.api`), which reads a Shard's
+``Registered`` condition to learn its outcome."""
 
 from __future__ import annotations
+
+# Condition types
+TYPE_READY = "Ready"
+TYPE_REGISTERED = "Registered"  # a Shard's
+TYPE_PROGRESSING = "Progressing"  # a ShardSet's
+TYPE_DEGRADED = "Degraded"  # a ShardSet's
+
+# A Shard's Ready condition
+POD_READY = "PodReady"
+POD_NOT_READY = "PodNotReady"  # unless the kubelet says why (its waiting reason)
+POD_MISSING = "PodMissing"
 
 # A Shard's Registered condition
 REGISTERED = "Registered"
@@ -16,8 +28,13 @@ NO_SHARD_SET = "NoShardSet"
 # What start_shard reports as "key map update failed" (a retry cannot fix these).
 TERMINAL_REGISTRATION_FAILURES = (KEY_MAP_FULL, KEY_MAP_UPDATE_FAILED, INVALID_KEY,
                                   NAME_NOT_DERIVED)
+SHARD_DELETED = "Deleted"  # start_shard's: the new Shard was deleted while it waited
 
 # A ShardSet's conditions
+ALL_SHARDS_READY = "AllShardsReady"
+CONVERGED = "Converged"
+PROGRESSING = "Progressing"
+HEALTHY = "Healthy"
 INVALID_SCHEMA = "InvalidSchema"
 NODE_ID_CONFLICT = "NodeIdConflict"
 RECONCILE_ERROR = "ReconcileError"

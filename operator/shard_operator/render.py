@@ -20,11 +20,12 @@ from .constants import (
     LABEL_ORIGIN,
     LABEL_SHARD,
     MANAGER,
+    ORIGIN_SCHEMA,
     SHARD_PORT,
 )
-from .keys import Key, key_to_json
-
-MISSING = object()  # "no initial value", as opposed to the value null
+from .keys import InvalidKey, Key, decode_segments, key_to_json, shard_name
+from .missing import MISSING
+from .spec import ShardSetSpec
 
 
 def owner_reference(body: dict[str, Any], kind: str, api_version: str = API_VERSION
@@ -116,7 +117,7 @@ def pod(shard_body: dict[str, Any], key: Key, template: dict[str, Any] | None
     template_meta = template.get("metadata") or {}
     labels = {**(template_meta.get("labels") or {}), **owned_labels(node_id, name)}
     annotations = {**(template_meta.get("annotations") or {}), ANNOTATION_KEY: key_to_json(key)}
-    body = {
+    body: dict[str, Any] = {
         "apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": name, "namespace": meta["namespace"], "labels": labels,
                      "annotations": annotations,
@@ -170,45 +171,39 @@ def value_size(value: Any) -> int:
     return len(json.dumps(value, separators=(",", ":")).encode())
 
 
-def schema_shards(shardset: dict[str, Any], namespace: str
+def schema_shards(spec: ShardSetSpec, owner: dict[str, Any], namespace: str
                   ) -> tuple[dict[str, tuple[Key, dict[str, Any]]], list[str]]:
     """The Shards a ShardSet's schema asks for: name → (key, Shard body), and problems.
+    ``owner`` is the ShardSet's body (its metadata: the owner reference).
 
     The API server already rejects malformed entries; what only shows here is the same
     key written twice in different encodings (e.g. ``["a"]`` and base64 ``["YQ=="]``) or
     an initial value over the limit. Each problem names its entry (``spec.schema[i]``);
     with any problem the controller applies none of the generation.
     """
-    from .constants import ORIGIN_SCHEMA
-    from .keys import InvalidKey, decode_segments, shard_name
-
-    spec = shardset["spec"]
-    node_id = spec["nodeId"]
     wanted: dict[str, tuple[Key, dict[str, Any]]] = {}
     first: dict[str, int] = {}
     problems: list[str] = []
-    for index, entry in enumerate(spec.get("schema") or []):
-        encoding = entry.get("keyEncoding", "utf8")
+    for index, entry in enumerate(spec.schema):
         try:
-            key = decode_segments(entry.get("key") or [], encoding)
+            key = decode_segments(list(entry.segments), entry.encoding)
         except InvalidKey as error:
             problems.append(f"spec.schema[{index}]: {error}")
             continue
-        if "initialValue" in entry and (size := value_size(entry["initialValue"])) > (
-                INITIAL_VALUE_MAX_BYTES):
+        if entry.initial_value is not MISSING and (
+                size := value_size(entry.initial_value)) > INITIAL_VALUE_MAX_BYTES:
             problems.append(f"spec.schema[{index}]: the initialValue of key {key_to_json(key)} "
                             f"is {size} bytes of JSON, over the {INITIAL_VALUE_MAX_BYTES}-byte "
                             "limit")
             continue
-        name = shard_name(node_id, key)
+        name = shard_name(spec.node_id, key)
         if name in wanted:
             problems.append(f"spec.schema[{index}]: key {key_to_json(key)} is "
                             f"spec.schema[{first[name]}] again, in another encoding")
             continue
         first[name] = index
-        body = shard(name=name, namespace=namespace, node_id=node_id,
-                     segments=list(entry["key"]), encoding=encoding,
-                     initial_value=entry["initialValue"] if "initialValue" in entry else MISSING,
-                     origin=ORIGIN_SCHEMA, owner=shardset)
+        body = shard(name=name, namespace=namespace, node_id=spec.node_id,
+                     segments=list(entry.segments), encoding=entry.encoding,
+                     initial_value=entry.initial_value, origin=ORIGIN_SCHEMA, owner=owner)
         wanted[name] = (key, body)
     return wanted, problems

@@ -14,7 +14,6 @@ import pytest
 
 from shard_operator.cli.operator import parse_priority
 from shard_operator.logs import configure_logging
-from shard_operator.metrics import request_labels
 from tests.deploy.conftest import CHART, REPO, docs, helm
 
 NAMESPACED = ["--set", "watchNamespaces={apps,more}"]
@@ -178,17 +177,6 @@ def test_priority_auto_is_distinct_and_favours_the_oldest() -> None:
     assert len(set(values)) == 50 and all(0 < v < 2**53 for v in values)
     assert values == sorted(values, reverse=True)  # an older process outranks a newer one
     assert parse_priority("7") == 7
-
-
-def test_request_labels_per_kind() -> None:
-    assert request_labels("create_namespaced_pod", ("ns", {})) == ("Pod", "create")
-    assert request_labels("replace_namespaced_config_map", ("n", "ns", {})) == (
-        "ConfigMap", "replace")
-    assert request_labels("patch_namespaced_custom_object_status",
-                          ("g", "v", "ns", "shardsets", "x", {})) == ("ShardSet", "patch-status")
-    assert request_labels("delete_namespaced_custom_object",
-                          ("g", "v", "ns", "shards", "x")) == ("Shard", "delete")
-    assert request_labels("create_namespaced_event", ("ns", {})) == ("Event", "create")
 
 
 def test_json_logs_cover_kopf_loggers(capsys: pytest.CaptureFixture[str]) -> None:

@@ -105,7 +105,7 @@ async def test_shardsets_are_selected_by_node_id_on_the_server(kubectl, crds) ->
     try:
         assert (await api._find_shardset(kube, kubectl.namespace, "node-a"))[
             "metadata"]["name"] == "one"
-        assert await kube.list_custom("ShardSet", kubectl.namespace,
-                                      field_selector="spec.nodeId=node-c") == []
+        assert (await kube.list("ShardSet", kubectl.namespace,
+                                field_selector="spec.nodeId=node-c"))["items"] == []
     finally:
         await kube.close()

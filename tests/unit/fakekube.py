@@ -3,7 +3,8 @@ controller's decisions and failure handling without an API server.
 
 It keeps objects by (kind, namespace, name), gives them a uid and an increasing
 resourceVersion, records every write, and raises the errors queued in ``failures``
-(by method name) one per call."""
+(by verb: ``create``, ``replace``, ``patch``, ``patch_status``, ``delete``,
+``post_event``) one per call."""
 
 from __future__ import annotations
 
@@ -44,46 +45,26 @@ class FakeKube:
         self.objects[key] = body
         return copy.deepcopy(body)
 
-    def get(self, kind: str, name: str) -> dict[str, Any] | None:
+    def stored(self, kind: str, name: str) -> dict[str, Any] | None:
+        """The object as stored (not a copy), in namespace NS."""
         return self.objects.get((kind, NS, name))
 
-    # ----- the Kube methods the controller and api.py call -----------------------------
+    # ----- the Kube verbs the controller and api.py call ------------------------------
 
-    async def create_custom(self, kind: str, body: dict[str, Any]) -> dict[str, Any]:
-        self._maybe_fail("create_custom")
-        if (kind, body["metadata"]["namespace"], body["metadata"]["name"]) in self.objects:
-            raise ApiError(409, "AlreadyExists", "exists")
-        self.writes.append(("create", kind, body["metadata"]["name"]))
-        return self._store(kind, body)
-
-    async def get_custom(self, kind: str, namespace: str, name: str) -> dict[str, Any]:
+    async def get(self, kind: str, namespace: str, name: str) -> dict[str, Any]:
         found = self.objects.get((kind, namespace, name))
         if found is None:
             raise ApiError(404, "NotFound", "not found")
         return copy.deepcopy(found)
 
-    async def list_custom(self, kind: str, namespace: str, field_selector: str | None = None
-                          ) -> list[dict[str, Any]]:
+    async def list(self, kind: str, namespace: str | None = None, *,
+                   field_selector: str | None = None, **_: Any) -> dict[str, Any]:
         self.list_calls.append({"kind": kind, "field_selector": field_selector})
-        return [copy.deepcopy(o) for (k, ns, _), o in self.objects.items()
-                if k == kind and ns == namespace]
+        return {"items": [copy.deepcopy(o) for (k, ns, _), o in self.objects.items()
+                          if k == kind and ns == namespace],
+                "metadata": {"resourceVersion": str(next(self._versions))}}
 
-    async def delete_custom(self, kind: str, namespace: str, name: str,
-                            uid: str | None = None) -> None:
-        self._maybe_fail("delete_custom")
-        self.writes.append(("delete", kind, name))
-        if self.objects.pop((kind, namespace, name), None) is None:
-            raise ApiError(404, "NotFound", "not found")
-
-    async def patch_status(self, kind: str, namespace: str, name: str,
-                           status: dict[str, Any]) -> dict[str, Any]:
-        self._maybe_fail("patch_status")
-        self.writes.append(("patch-status", kind, name))
-        body = copy.deepcopy(self.objects[(kind, namespace, name)])
-        body["status"] = {**(body.get("status") or {}), **status}
-        return self._store(kind, body)
-
-    async def create(self, body: dict[str, Any], dry_run: bool = False) -> dict[str, Any]:
+    async def create(self, body: dict[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
         self._maybe_fail("create")
         kind, meta = body["kind"], body["metadata"]
         if (kind, meta["namespace"], meta["name"]) in self.objects:
@@ -93,31 +74,42 @@ class FakeKube:
         self.writes.append(("create", kind, meta["name"]))
         return self._store(kind, body)
 
+    async def replace(self, body: dict[str, Any]) -> dict[str, Any]:
+        self._maybe_fail("replace")
+        self.writes.append(("replace", body["kind"], body["metadata"]["name"]))
+        return self._store(body["kind"], body)
+
     async def patch(self, kind: str, namespace: str, name: str, patch: dict[str, Any]
                     ) -> dict[str, Any]:
         self._maybe_fail("patch")
         self.writes.append(("patch", kind, name))
+        if (kind, namespace, name) not in self.objects:
+            raise ApiError(404, "NotFound", "not found")
         body = copy.deepcopy(self.objects[(kind, namespace, name)])
         for section, values in patch.items():
             body.setdefault(section, {}).update(values)
         return self._store(kind, body)
 
-    async def replace_config_map(self, body: dict[str, Any]) -> dict[str, Any]:
-        self._maybe_fail("replace_config_map")
-        self.writes.append(("update", "ConfigMap", body["metadata"]["name"]))
-        return self._store("ConfigMap", body)
-
-    async def get_config_map(self, namespace: str, name: str) -> dict[str, Any]:
-        return await self.get_custom("ConfigMap", namespace, name)
+    async def patch_status(self, kind: str, namespace: str, name: str,
+                           status: dict[str, Any]) -> dict[str, Any]:
+        self._maybe_fail("patch_status")
+        self.writes.append(("patch-status", kind, name))
+        if (kind, namespace, name) not in self.objects:
+            raise ApiError(404, "NotFound", "not found")
+        body = copy.deepcopy(self.objects[(kind, namespace, name)])
+        body["status"] = {**(body.get("status") or {}), **status}
+        return self._store(kind, body)
 
     async def delete(self, kind: str, namespace: str, name: str, uid: str | None = None
                      ) -> None:
         self._maybe_fail("delete")
         self.writes.append(("delete", kind, name))
-        self.objects.pop((kind, namespace, name), None)
+        if self.objects.pop((kind, namespace, name), None) is None:
+            raise ApiError(404, "NotFound", "not found")
 
     async def post_event(self, regarding: dict[str, Any], kind: str, type_: str, reason: str,
                          note: str, now: str) -> None:
+        self._maybe_fail("post_event")
         self.events.append({"name": regarding["metadata"]["name"], "kind": kind,
                             "type": type_, "reason": reason, "note": note})
 
@@ -159,7 +151,7 @@ class World:
         return await self.controller.reconcile(NS, node_id)
 
     def status(self, kind: str, name: str) -> dict[str, Any]:
-        return (self.kube.get(kind, name) or {}).get("status") or {}
+        return (self.kube.stored(kind, name) or {}).get("status") or {}
 
     def condition(self, kind: str, name: str, type_: str) -> dict[str, Any]:
         return next(c for c in self.status(kind, name).get("conditions", [])

@@ -5,6 +5,8 @@ calls, a duplicate ShardSet's status, and a hand-made Shard."""
 from __future__ import annotations
 
 import asyncio
+import time
+from datetime import UTC, datetime
 
 import aiohttp
 import pytest
@@ -31,11 +33,11 @@ def start_shard(world: World, key: list[str]) -> None:
     world.add("Shard", render.shard(
         name=shard_name("node-1", tuple(s.encode() for s in key)), namespace="ns",
         node_id="node-1", segments=key, encoding="utf8", origin=ORIGIN_STARTED,
-        owner=world.kube.get("ShardSet", "set")))
+        owner=world.kube.stored("ShardSet", "set")))
 
 
 def registered(world: World) -> set[str]:
-    data = world.kube.get("ConfigMap", "shard-key-map-node-1")["data"]
+    data = world.kube.stored("ConfigMap", "shard-key-map-node-1")["data"]
     return {k for k in data if k.startswith("node-1-")}
 
 
@@ -44,7 +46,7 @@ def registered(world: World) -> set[str]:
 async def test_invalid_generation_applies_nothing_and_names_each_entry() -> None:
     world = World()
     await converged(world, [{"key": ["a"]}])
-    body = world.kube.get("ShardSet", "set")
+    body = world.kube.stored("ShardSet", "set")
     body["metadata"]["generation"] = 2
     body["spec"]["schema"] = [
         {"key": ["a"]}, {"key": ["b"]},
@@ -63,7 +65,7 @@ async def test_invalid_generation_applies_nothing_and_names_each_entry() -> None
     assert [(e["type"], e["reason"]) for e in world.kube.events
             if e["reason"] == "InvalidSchema"] == [("Warning", "InvalidSchema")]
     # Fixing the spec converges.
-    body = world.kube.get("ShardSet", "set")
+    body = world.kube.stored("ShardSet", "set")
     body["metadata"]["generation"] = 3
     body["spec"]["schema"] = [{"key": ["a"]}, {"key": ["b"]}]
     world.add("ShardSet", body)
@@ -77,7 +79,7 @@ async def test_invalid_generation_applies_nothing_and_names_each_entry() -> None
 async def test_invalid_generation_deletes_nothing_under_the_delete_policy() -> None:
     world = World()
     await converged(world, [{"key": ["a"]}, {"key": ["b"]}])
-    body = world.kube.get("ShardSet", "set")
+    body = world.kube.stored("ShardSet", "set")
     body["metadata"]["generation"] = 2
     body["spec"]["removedKeyPolicy"] = "Delete"
     body["spec"]["schema"] = [{"key": ["a"]}, {"key": ["YQ=="], "keyEncoding": "base64"}]
@@ -98,7 +100,7 @@ async def test_transient_key_map_failure_is_retried_not_reported(error) -> None:
     world = World()
     await converged(world, [{"key": ["a"]}])
     start_shard(world, ["b"])
-    world.kube.failures["replace_config_map"].append(error)
+    world.kube.failures["replace"].append(error)
     retry = await world.reconcile()
     assert retry and "not written yet" in retry[0]  # re-queued with backoff
     # The shard already listed stays registered; the new one is pending, not failed.
@@ -115,7 +117,7 @@ async def test_terminal_key_map_failure_concerns_only_the_shards_being_added() -
     world = World()
     await converged(world, [{"key": ["a"]}])
     start_shard(world, ["b"])
-    world.kube.failures["replace_config_map"].append(ApiError(422, "Invalid", "too long"))
+    world.kube.failures["replace"].append(ApiError(422, "Invalid", "too long"))
     assert await world.reconcile()
     assert world.condition("Shard", A, "Registered")["reason"] == "Registered"
     assert world.condition("Shard", B, "Registered")["reason"] == "KeyMapUpdateFailed"
@@ -156,7 +158,7 @@ async def test_a_pass_ends_only_when_every_call_has_ended() -> None:
             ended.set()
 
     with pytest.raises(aiohttp.ClientConnectionError):
-        await world.controller._bounded([slow, fails])
+        await world.controller.writes.bounded([slow, fails])
     assert ended.is_set()  # cancelled and awaited, not left running after the pass
 
 
@@ -205,3 +207,22 @@ async def test_start_shard_selects_the_shardset_by_node_id() -> None:
     assert found["metadata"]["name"] == "set"
     assert world.kube.list_calls == [{"kind": "ShardSet",
                                       "field_selector": "spec.nodeId=node-1"}]
+
+
+# ----- the Degraded anti-flap: a recent failure is re-derived with no event -----------------
+
+async def test_a_recent_failure_requeues_the_node_when_degraded_may_clear() -> None:
+    world = World()
+    await converged(world, [{"key": ["a"]}])
+    finished = datetime.fromtimestamp(time.time() - 10, UTC).isoformat()
+    pod = world.kube.stored("Pod", A)
+    pod["status"]["containerStatuses"] = [{
+        "restartCount": 3, "state": {"running": {}},
+        "lastState": {"terminated": {"exitCode": 1, "finishedAt": finished}}}]
+    world.cache.put("Pod", "ns", world.kube._store("Pod", pod))
+    later: list[tuple[tuple[str, str], float]] = []
+    world.controller.queue.add_after = lambda key, delay: later.append((key, delay))  # type: ignore[method-assign]
+    await world.reconcile()
+    assert world.condition("ShardSet", "set", "Degraded")["reason"] == "CrashLoopBackOff"
+    [(key, delay)] = later
+    assert key == ("ns", "node-1") and 45 < delay < 55  # 60 s after the failure, + 0.5

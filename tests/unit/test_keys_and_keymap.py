@@ -15,6 +15,7 @@ from shard_operator import conditions, keymap, keys, render
 from shard_operator.constants import ANNOTATION_TEMPLATE_HASH, KEY_MAP_MAX_BYTES
 from shard_operator.keycodec import InvalidKey, KeyEncoding, decode_key
 from shard_operator.server.config import ConfigError, ShardConfig
+from shard_operator.spec import ShardSetSpec
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -135,12 +136,12 @@ def test_schema_shards_reports_cross_encoding_duplicates_and_collisions(monkeypa
     owner = {"metadata": {"name": "s", "namespace": "ns", "uid": "u"},
              "spec": {"nodeId": "n", "schema": [
                  {"key": ["a"]}, {"key": ["YQ=="], "keyEncoding": "base64"}, {"key": ["b"]}]}}
-    wanted, problems = render.schema_shards(owner, "ns")
+    wanted, problems = render.schema_shards(ShardSetSpec.of(owner["spec"]), owner, "ns")
     assert len(wanted) == 2 and len(problems) == 1 and problems[0] == (
         'spec.schema[1]: key ["a"] is spec.schema[0] again, in another encoding')
     # A forced hash collision: distinct keys, one name. Reported, never merged.
     monkeypatch.setattr(keys, "key_digest", lambda key: "a" * 16)
-    wanted, problems = render.schema_shards(owner, "ns")
+    wanted, problems = render.schema_shards(ShardSetSpec.of(owner["spec"]), owner, "ns")
     assert len(wanted) == 1 and problems
 
 
@@ -150,7 +151,7 @@ def test_schema_shards_refuses_initial_values_over_the_limit() -> None:
              "spec": {"nodeId": "n", "schema": [
                  {"key": ["a"], "initialValue": nested},
                  {"key": ["b"], "initialValue": {"f": "x" * 65_520}}]}}
-    wanted, problems = render.schema_shards(owner, "ns")
+    wanted, problems = render.schema_shards(ShardSetSpec.of(owner["spec"]), owner, "ns")
     assert [key for key, _ in wanted.values()] == [(b"b",)]  # 65,529 bytes: fits
     assert problems == [f"spec.schema[0]: the initialValue of key [\"a\"] is "
                         f"{render.value_size(nested)} bytes of JSON, over the 65536-byte "

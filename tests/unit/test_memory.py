@@ -29,13 +29,13 @@ async def test_bounded_keeps_order_and_the_shared_limit() -> None:
 
     # Two fan-outs at once share the controller's limit of 3.
     first, second = await asyncio.gather(
-        controller._bounded(lambda i=i: call(i) for i in range(40)),
-        controller._bounded([lambda i=i: call(100 + i) for i in range(5)]))
+        controller.writes.bounded(lambda i=i: call(i) for i in range(40)),
+        controller.writes.bounded([lambda i=i: call(100 + i) for i in range(5)]))
     assert first == [i * 10 for i in range(40)]
     assert second == [(100 + i) * 10 for i in range(5)]
     assert most == 3
     assert [i for i in started if i < 100] == list(range(40))  # started in order
-    assert await controller._bounded([]) == []
+    assert await controller.writes.bounded([]) == []
 
 
 async def test_bounded_consumes_calls_only_as_slots_free_up() -> None:
@@ -49,7 +49,7 @@ async def test_bounded_consumes_calls_only_as_slots_free_up() -> None:
             made += 1
             yield lambda i=i: gate.wait()
 
-    task = asyncio.create_task(controller._bounded(calls()))
+    task = asyncio.create_task(controller.writes.bounded(calls()))
     await asyncio.sleep(0.01)
     assert made == 2  # not one waiting task (and closure) per call up front
     gate.set()
@@ -63,7 +63,7 @@ async def test_bounded_raises_the_first_error() -> None:
         raise ValueError("boom")
 
     try:
-        await controller._bounded([fail])
+        await controller.writes.bounded([fail])
     except ValueError as error:
         assert str(error) == "boom"
     else:

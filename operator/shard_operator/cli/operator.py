@@ -37,21 +37,20 @@ async def ensure_peering(name: str, namespaces: list[str], clusterwide: bool) ->
     out of the Helm chart and kustomize bases because a custom resource cannot be
     applied in the same pass as its CRD.
     """
-    from ..kube import ApiError, Kube, load_config
+    from ..kube import CLUSTER_KOPF_PEERING, KOPF_PEERING, ApiError, Kube, load_config
+    from ..metrics import observe_request
 
     log = logging.getLogger("shard_operator")
-    kube = Kube(await load_config(pool_size=4))
+    kube = Kube(await load_config(pool_size=4), record=observe_request)
     try:
         for namespace in [None] if clusterwide else namespaces:
-            kind = "ClusterKopfPeering" if namespace is None else "KopfPeering"
-            body = {"apiVersion": "kopf.dev/v1", "kind": kind, "metadata": {"name": name}}
+            resource = CLUSTER_KOPF_PEERING if namespace is None else KOPF_PEERING
+            kind = resource.kind
+            metadata = {"name": name} if namespace is None else {
+                "name": name, "namespace": namespace}
             try:
-                if namespace is None:
-                    await kube._call(kube.custom.create_cluster_custom_object, "kopf.dev",
-                                     "v1", "clusterkopfpeerings", body)
-                else:
-                    await kube._call(kube.custom.create_namespaced_custom_object, "kopf.dev",
-                                     "v1", namespace, "kopfpeerings", body)
+                await kube.create({"apiVersion": resource.api_version, "kind": kind,
+                                   "metadata": metadata})
                 log.info("created %s %s%s", kind, f"{namespace}/" if namespace else "", name)
             except ApiError as error:
                 if not error.conflict:
@@ -96,9 +95,7 @@ def run(namespaces: tuple[str, ...], all_namespaces: bool, peering: str | None,
     import kopf
 
     from .. import handlers, memory  # handlers registers the kopf handlers
-    from ..kube import Kube
     from ..logs import configure_logging
-    from ..metrics import instrument
 
     configure_logging(log_format, logging.DEBUG if verbose else logging.INFO)
     if not namespaces and not all_namespaces:
@@ -108,7 +105,6 @@ def run(namespaces: tuple[str, ...], all_namespaces: bool, peering: str | None,
     prio = parse_priority(priority)
     memory.apply()  # smaller TLS buffers, fixed malloc thresholds: see memory.py
     handlers.Runtime.namespaces = None if all_namespaces else list(namespaces)
-    instrument(Kube)
     if metrics_port:
         from prometheus_client import start_http_server
 

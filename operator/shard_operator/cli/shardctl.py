@@ -19,12 +19,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import click
-from kubernetes_asyncio.config import ConfigException
 
 from .. import api
 from ..errors import InvalidInput, ShardOperatorError
 from ..keycodec import InvalidKey, KeyEncoding, decode_segment
-from ..kube import ApiError, Kube, load_config
+from ..kube import ApiError, ConfigException, Kube, load_config
+from ..missing import MISSING
 
 
 def _program() -> str:
@@ -69,13 +69,14 @@ def _not_json(constant: str) -> Any:
 
 
 def _initial_value(value: str | None) -> Any:
+    """``--value``'s JSON (``null`` is a value), or MISSING without one."""
     if value is None:
-        return None
+        return MISSING
     try:
         parsed = json.loads(value, parse_constant=_not_json)
     except json.JSONDecodeError as error:
         raise InvalidInput(f"--value is not valid JSON: {error}") from None
-    return api.NULL if parsed is None else parsed
+    return parsed
 
 
 async def _with_kube(kubeconfig: str | None, context: str | None,
@@ -160,7 +161,7 @@ def lookup(node_id: str, segments: tuple[str, ...], as_base64: bool, namespace: 
     """Print the service the key map gives for the key SEGMENTS...."""
     def action() -> str:
         key = _segments(segments, as_base64)
-        api.validate_start(node_id, key, None)
+        api.validate_start(node_id, key)
         return asyncio.run(_with_kube(kubeconfig, context, lambda kube: api.alookup(
             node_id, key, namespace=namespace, kube=kube)))
     _run(action, output, lambda service: {"nodeId": node_id, "namespace": namespace,

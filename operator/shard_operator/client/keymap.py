@@ -7,16 +7,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
 from typing import Any
-
-from kubernetes_asyncio import watch
 
 from .. import keymap
 from ..api import astart_shard
 from ..errors import AlreadyStarted, InvalidInput, KeyMapUnavailable, KeyNotFound
-from ..keys import InvalidKey, Key, key_map_name, to_key, validate_node_id
+from ..keys import InvalidKey, Key, KeySegments, key_map_name, to_key, validate_node_id
 from ..kube import Kube, load_config
+from ..missing import MISSING
 
 log = logging.getLogger("shard_operator.client.keymap")
 
@@ -77,7 +75,7 @@ class KeyMapWatcher:
         current = self._require()
         return {key: current.address(key) for key in current.shards}
 
-    def lookup(self, key: Sequence[str | bytes]) -> str:
+    def lookup(self, key: KeySegments) -> str:
         """The Service address (``host:port``) of the shard holding ``key``."""
         canonical = _canonical(key)
         current = self._require()
@@ -86,7 +84,7 @@ class KeyMapWatcher:
         except KeyError:
             raise KeyNotFound(f"key not found in map {self.name}") from None
 
-    async def wait_for(self, key: Sequence[str | bytes], timeout: float = 30.0) -> str:
+    async def wait_for(self, key: KeySegments, timeout: float = 30.0) -> str:
         """Wait until ``key`` is in the local copy; its address."""
         canonical = _canonical(key)
         async with asyncio.timeout(timeout), self._changed:
@@ -95,7 +93,7 @@ class KeyMapWatcher:
                     return self._map.address(canonical)
                 await self._changed.wait()
 
-    async def ensure_started(self, key: Sequence[str | bytes], initial_value: Any = None,
+    async def ensure_started(self, key: KeySegments, initial_value: Any = MISSING,
                              timeout: float = 60.0) -> str:
         """Look ``key`` up; on a miss start its shard (accepting "already started") and
         return its address once the watch shows it."""
@@ -133,25 +131,21 @@ class KeyMapWatcher:
 
     async def _run(self) -> None:
         assert self._kube is not None
-        core = self._kube.core
         selector = f"metadata.name={self.name}"
         while True:
             try:
-                listing = await core.list_namespaced_config_map(
-                    self.namespace, field_selector=selector)
-                items = listing.items
-                body = self._kube.api.sanitize_for_serialization(items[0]) if items else None
-                await self._set(body, "it does not exist")
-                version = listing.metadata.resource_version
-                async with watch.Watch() as watcher:
-                    stream = watcher.stream(core.list_namespaced_config_map, self.namespace,
-                                            field_selector=selector, resource_version=version,
-                                            timeout_seconds=300)
-                    async for event in stream:
-                        obj = self._kube.api.sanitize_for_serialization(event["object"])
-                        if event["type"] == "DELETED":
+                listing = await self._kube.list("ConfigMap", self.namespace,
+                                                field_selector=selector)
+                items = listing.get("items") or []
+                await self._set(items[0] if items else None, "it does not exist")
+                version = (listing.get("metadata") or {}).get("resourceVersion")
+                async with contextlib.aclosing(self._kube.watch(
+                        "ConfigMap", self.namespace, field_selector=selector,
+                        resource_version=version, timeout_seconds=300)) as stream:
+                    async for kind, obj in stream:
+                        if kind == "DELETED":
                             await self._set(None, "it was deleted")
-                        elif event["type"] in ("ADDED", "MODIFIED"):
+                        elif kind in ("ADDED", "MODIFIED"):
                             await self._set(obj)
             except asyncio.CancelledError:
                 raise
@@ -161,7 +155,7 @@ class KeyMapWatcher:
                 await asyncio.sleep(self._retry)
 
 
-def _canonical(key: Sequence[str | bytes]) -> Key:
+def _canonical(key: KeySegments) -> Key:
     if isinstance(key, (str, bytes)):
         raise InvalidInput("a key is a list of segments, e.g. ['a', 'b']")
     try:

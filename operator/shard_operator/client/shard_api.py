@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import inspect
 import json
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
 import aiohttp
 from yarl import URL
 
-from ..keycodec import encode_segment
+from ..keycodec import KeySegments, encode_segment
 from .errors import (
     BadRequest,
     Occupied,
@@ -38,7 +38,6 @@ from .errors import (
 
 Address = tuple[str, int]
 Resolver = Callable[[str], Address | Awaitable[Address]]
-KeySegments = Sequence[str | bytes]
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,18 +25,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Final
 
-
-class _Missing(enum.Enum):
-    """Type of :data:`MISSING`: "no value", distinct from the JSON value ``null``."""
-
-    MISSING = "missing"
-
-    def __repr__(self) -> str:
-        return "MISSING"
-
-
-MISSING: Final = _Missing.MISSING
-"""No initial value. ``None`` is a value (JSON ``null``), as ``nil`` is in the original."""
+from ..missing import MISSING
 
 
 class SlotState(enum.StrEnum):

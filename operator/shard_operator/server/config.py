@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..keycodec import InvalidKey, Key, KeyEncoding, decode_key
-from .cell import MISSING
+from ..missing import MISSING
 from .values import JSONValueError, loads_strict
 
 DEFAULT_DATA_DIR = "./shard-data"

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..keycodec import Key, KeyEncoding
-from .cell import MISSING, Cell, ReadOutcome, ReserveResult
+from ..missing import MISSING
+from .cell import Cell, ReadOutcome, ReserveResult
 from .journal import encode_record
 from .state import ChangeOp, ShardState, change_record
 from .store import CommitHook, GroupCommitter, PersistenceFailed, StateStore
@@ -70,10 +71,6 @@ class Shard:
     def failure(self) -> BaseException | None:
         """Why persistence failed, if it did (the server must then stop)."""
         return self._committer.failure if self._committer is not None else None
-
-    @property
-    def durable_version(self) -> int:
-        return self._committer.durable_version if self._committer else self.state.version
 
     def waiting_readers(self) -> int:
         return sum(len(waiters) for waiters in self._waiters.values())

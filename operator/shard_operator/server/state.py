@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..keycodec import InvalidKey, Key, KeyEncoding, decode_key, encode_key, key_to_base64
-from .cell import MISSING, RESERVED, Cell, ReserveResult, Slot, SlotState, stored
+from ..missing import MISSING
+from .cell import RESERVED, Cell, ReserveResult, Slot, SlotState, stored
 
 SNAPSHOT_FORMAT = "shard-operator/shard-state"
 SNAPSHOT_FORMAT_VERSION = 1

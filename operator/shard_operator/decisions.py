@@ -1,0 +1,392 @@
+"""The controller's decisions, as pure functions of what a pass observed: which Shards
+are supervised, which pods to roll, what fits in the key map, what to patch back, what
+status to write and which event to post. No I/O and no clock: the steps
+(:mod:`.steps`) gather the inputs, call these, and write what they return.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import conditions, keymap
+from .cache import ConfigMapView, PodView, ServiceView, ShardSetView, ShardView
+from .constants import (
+    ANNOTATION_KEY,
+    KEY_MAP_MAX_BYTES,
+    LABEL_MANAGED_BY,
+    LABEL_NODE_ID,
+    LABEL_SHARD,
+    ORIGIN_SCHEMA,
+    SHARD_PORT,
+)
+from .failing import is_failing
+from .keys import Key, key_map_name, key_to_json, shard_address, shard_name
+from .reasons import (
+    ALL_SHARDS_READY,
+    CONVERGED,
+    CRASH_LOOP,
+    HEALTHY,
+    INVALID_KEY,
+    INVALID_SCHEMA,
+    KEY_MAP_FULL,
+    NAME_NOT_DERIVED,
+    NODE_ID_CONFLICT,
+    POD_MISSING,
+    POD_NOT_READY,
+    POD_READY,
+    PROGRESSING,
+    RECONCILE_ERROR,
+    REGISTERED,
+    TYPE_DEGRADED,
+    TYPE_PROGRESSING,
+    TYPE_READY,
+    TYPE_REGISTERED,
+    WORKLOAD_MISSING,
+)
+
+RESTARTING_LIST_MAX = 50
+PROBLEMS_LISTED_MAX = 20
+ROLL_FRACTION = 4  # a template change rolls a quarter of the shards at a time
+
+
+@dataclass
+class ShardOutcome:
+    """What one pass found for one Shard."""
+
+    pod: PodView | None = None
+    service: ServiceView | None = None
+    error: str = ""  # why its Pod or Service could not be made
+    outdated: bool = False
+    replacement: dict[str, Any] | None = None  # the Pod to roll to, when outdated
+    pod_event_due: bool = False  # its Pod was just created: a watch event brings a new pass
+
+
+@dataclass
+class Pass:
+    """Everything one reconcile learns, for the status it writes at the end."""
+
+    problems: list[str] = field(default_factory=list)  # what makes the generation invalid
+    errors: list[str] = field(default_factory=list)  # failed writes, shown in status
+    retry: list[str] = field(default_factory=list)  # transient failures: retried, logged
+    outcomes: dict[str, ShardOutcome] = field(default_factory=dict)
+    registered: set[str] = field(default_factory=set)
+    unregistered_reason: dict[str, tuple[str, str]] = field(default_factory=dict)
+    recheck: float | None = None  # seconds until Degraded may clear with no event
+
+
+# ----- which Shards ------------------------------------------------------------------------
+
+
+def split_refused(shards: Iterable[ShardView]) -> tuple[list[ShardView], list[ShardView]]:
+    """(supervised, refused): a Shard is supervised only under the name derived from its
+    node id and key, the name ``start_shard`` and the schema give it."""
+    ok: list[ShardView] = []
+    refused: list[ShardView] = []
+    for shard in shards:
+        derived = shard.key is not None and shard.name == shard_name(shard.node_id, shard.key)
+        (ok if derived else refused).append(shard)
+    return ok, refused
+
+
+def collisions(wanted: Mapping[str, tuple[Key, Any]], existing: Mapping[str, ShardView]
+               ) -> list[str]:
+    """Wanted keys whose name an existing Shard of another key holds (never merged)."""
+    problems = []
+    for name, (key, _) in wanted.items():
+        have = existing.get(name)
+        if have is not None and have.key is not None and have.key != key:
+            problems.append(
+                f"key {key_to_json(key)} hashes to the name of Shard {name}, which holds "
+                f"key {key_to_json(have.key)}: hash collision, not merged")
+    return problems
+
+
+def stale_shards(owner: ShardSetView, existing: Iterable[ShardView], wanted: Iterable[str]
+                 ) -> list[ShardView]:
+    """The schema Shards of ``owner`` that the schema no longer lists, to delete under
+    ``removedKeyPolicy: Delete`` (never a started Shard; nothing under Retain)."""
+    if not owner.spec.deletes_removed_keys:
+        return []
+    names = set(wanted)
+    return [s for s in existing
+            if s.origin == ORIGIN_SCHEMA and owner.uid in s.owners and s.name not in names]
+
+
+# ----- workloads ---------------------------------------------------------------------------
+
+
+def ports_match(ports: list[dict[str, Any]]) -> bool:
+    return any(p.get("port") == SHARD_PORT and p.get("targetPort") in (SHARD_PORT, "shard")
+               for p in ports)
+
+
+def metadata_patch(view: PodView | ServiceView, desired: dict[str, Any], shard_uid: str
+                   ) -> dict[str, Any]:
+    """Restore labels, the key annotation and the owner reference if someone changed them."""
+    meta = desired["metadata"]
+    patch: dict[str, Any] = {}
+    labels = {k: v for k, v in meta["labels"].items()
+              if k in (LABEL_MANAGED_BY, LABEL_NODE_ID, LABEL_SHARD) and view.labels.get(k) != v}
+    if labels:
+        patch.setdefault("metadata", {})["labels"] = labels
+    if view.annotations.get(ANNOTATION_KEY) != meta["annotations"][ANNOTATION_KEY]:
+        patch.setdefault("metadata", {})["annotations"] = {
+            ANNOTATION_KEY: meta["annotations"][ANNOTATION_KEY]}
+    if shard_uid not in view.owners:
+        patch.setdefault("metadata", {})["ownerReferences"] = meta["ownerReferences"]
+    return patch
+
+
+def service_patch(service: ServiceView, desired: dict[str, Any], shard_uid: str
+                  ) -> dict[str, Any]:
+    """:func:`metadata_patch`, plus the selector and port if they drifted."""
+    patch = metadata_patch(service, desired, shard_uid)
+    if service.selector != desired["spec"]["selector"] or not ports_match(service.ports):
+        patch.setdefault("spec", {}).update({"selector": desired["spec"]["selector"],
+                                             "ports": desired["spec"]["ports"]})
+    return patch
+
+
+def pods_to_roll(outcomes: Mapping[str, ShardOutcome]) -> list[str]:
+    """The outdated pods to delete now: at most a quarter of the shards (at least one)
+    may be unavailable at once, counting those already down; not-ready ones first."""
+    outdated = [name for name, o in outcomes.items() if o.outdated and o.pod is not None]
+    if not outdated:
+        return []
+    unavailable = sum(1 for o in outcomes.values() if o.pod is None or not o.pod.ready)
+    budget = max(1, len(outcomes) // ROLL_FRACTION) - unavailable
+
+    def ready(name: str) -> bool:
+        pod = outcomes[name].pod
+        return pod is not None and pod.ready
+
+    return sorted(outdated, key=ready)[:max(0, budget)]
+
+
+# ----- the key map -------------------------------------------------------------------------
+
+
+@dataclass
+class KeyMapPlan:
+    entries: dict[str, Key]  # what the key map lists: shard name -> key
+    unregistered: dict[str, tuple[str, str]]  # shard name -> (reason, message)
+    data: dict[str, str]  # the ConfigMap's data
+
+
+def plan_key_map(node_id: str, namespace: str, shards: Iterable[ShardView],
+                 outcomes: Mapping[str, ShardOutcome], max_bytes: int = KEY_MAP_MAX_BYTES
+                 ) -> KeyMapPlan:
+    """What the key map lists: every shard whose Pod and Service exist, oldest first,
+    while the map stays under ``max_bytes``; and why each other shard is not listed."""
+    name = key_map_name(node_id)
+    entries: dict[str, Key] = {}
+    unregistered: dict[str, tuple[str, str]] = {}
+    size = keymap.data_size(keymap.render(node_id, namespace, {}))
+    for shard in sorted(shards, key=lambda s: (s.created, s.name)):
+        outcome = outcomes.get(shard.name)
+        if shard.key is None:
+            unregistered[shard.name] = (INVALID_KEY, "the key cannot be decoded")
+            continue
+        if outcome is None or outcome.pod is None or outcome.service is None:
+            unregistered[shard.name] = (
+                WORKLOAD_MISSING, outcome.error if outcome and outcome.error
+                else "waiting for its Pod and Service")
+            continue
+        added = keymap.entry_size(shard.name, shard.key)
+        if size + added > max_bytes:
+            unregistered[shard.name] = (
+                KEY_MAP_FULL, f"the key map {name} would exceed {max_bytes} bytes")
+            continue
+        size += added
+        entries[shard.name] = shard.key
+    return KeyMapPlan(entries, unregistered, keymap.render(node_id, namespace, entries))
+
+
+def key_map_differs(current: ConfigMapView, desired: dict[str, Any], owner_uid: str) -> bool:
+    """Whether the key map ConfigMap must be replaced by ``desired``."""
+    return current.data != desired["data"] or owner_uid not in current.owners or any(
+        current.labels.get(k) != v for k, v in desired["metadata"]["labels"].items())
+
+
+def still_listed(plan: KeyMapPlan, listed: Mapping[str, str]) -> set[str]:
+    """After a failed key map write: the planned entries the map already lists."""
+    return {n for n in plan.entries if listed.get(n) == plan.data[n]}
+
+
+# ----- status ------------------------------------------------------------------------------
+
+
+def status_differs(current: dict[str, Any], desired: dict[str, Any]) -> bool:
+    """Compare statuses ignoring condition timestamps (set only on a real change)."""
+    def strip(status: dict[str, Any]) -> dict[str, Any]:
+        out = {k: v for k, v in status.items() if k != "conditions"}
+        out["conditions"] = sorted(
+            ({k: v for k, v in c.items() if k != "lastTransitionTime"}
+             for c in status.get("conditions") or []), key=lambda c: c.get("type", ""))
+        return out
+    return strip(current) != strip(desired)
+
+
+def transition(before: list[dict[str, Any]] | None, after: list[dict[str, Any]],
+               kind: str) -> dict[str, Any] | None:
+    """The condition ``kind`` in ``after`` if its status or reason differs from ``before``."""
+    new, old = conditions.find(after, kind), conditions.find(before, kind)
+    if new and (old is None or (old["status"], old["reason"]) != (new["status"], new["reason"])):
+        return new
+    return None
+
+
+def status_event(before: list[dict[str, Any]] | None, after: list[dict[str, Any]]
+                 ) -> tuple[str, str, str] | None:
+    """``(type, reason, message)`` of the one event a ShardSet's status change deserves:
+    a new failure (with its cause), else a change of readiness; or None."""
+    degraded = transition(before, after, TYPE_DEGRADED)
+    ready = transition(before, after, TYPE_READY)
+    if degraded and degraded["status"] == "True":
+        return "Warning", degraded["reason"], degraded["message"]
+    if ready:
+        kind = "Normal" if ready["status"] == "True" or ready["reason"] == PROGRESSING \
+            else "Warning"
+        return kind, ready["reason"], ready["message"]
+    return None
+
+
+def refused_status(shard: ShardView) -> dict[str, Any]:
+    """The status of a Shard that is not supervised (see :func:`split_refused`)."""
+    if shard.key is None:
+        message = "its spec.key cannot be decoded; it is not supervised"
+    else:
+        expected = shard_name(shard.node_id, shard.key)
+        message = (f"a Shard's name must be derived from its node id and key; this key's is "
+                   f"{expected}, not {shard.name}. It gets no Pod, Service or key map entry: "
+                   f"delete it and use start_shard (shardctl start-shard), or create it as "
+                   f"{expected}")
+    reason = NAME_NOT_DERIVED if shard.key is not None else INVALID_KEY
+    return {
+        "observedGeneration": shard.generation, "phase": "Refused", "ready": False,
+        "restarts": 0, "registered": False,
+        "conditions": [
+            conditions.condition(TYPE_READY, False, reason, message, shard.generation),
+            conditions.condition(TYPE_REGISTERED, False, reason, message, shard.generation),
+        ],
+    }
+
+
+def duplicate_status(other: ShardSetView, owner: ShardSetView) -> tuple[dict[str, Any], str]:
+    """The status of a second ShardSet for ``owner``'s node id, and its message."""
+    message = (f"nodeId {other.node_id!r} is already used by ShardSet {owner.name} in "
+               "this namespace; this ShardSet is ignored until that one is deleted")
+    cond = [conditions.condition(type_, type_ == TYPE_DEGRADED, NODE_ID_CONFLICT, message,
+                                 other.generation)
+            for type_ in (TYPE_READY, TYPE_PROGRESSING, TYPE_DEGRADED)]
+    return {"observedGeneration": other.generation, "nodeId": other.node_id,
+            "desiredShards": 0, "registeredShards": 0, "readyShards": 0,
+            "conditions": cond}, message
+
+
+def shard_status(shard: ShardView, run: Pass, namespace: str) -> dict[str, Any]:
+    outcome = run.outcomes.get(shard.name) or ShardOutcome()
+    pod = outcome.pod
+    registered = shard.name in run.registered
+    reason, message = run.unregistered_reason.get(shard.name, (REGISTERED, "in the key map"))
+    ready = bool(pod and pod.ready)
+    if pod is None:
+        ready_reason, ready_message = POD_MISSING, outcome.error or "the Pod does not exist yet"
+    elif ready:
+        ready_reason, ready_message = POD_READY, "the shard's Pod is Ready"
+    else:
+        ready_reason = pod.waiting_reason or POD_NOT_READY
+        ready_message = f"the Pod is {pod.phase}" + (
+            f" ({pod.waiting_reason})" if pod.waiting_reason else "")
+    return {
+        "observedGeneration": shard.generation,
+        "pod": shard.name,
+        "service": shard_address(shard.name, namespace),
+        "phase": pod.phase if pod else "Missing",
+        "ready": ready,
+        "restarts": pod.restarts if pod else 0,
+        "registered": registered,
+        "conditions": [
+            conditions.condition(TYPE_READY, ready, ready_reason, ready_message, shard.generation),
+            conditions.condition(TYPE_REGISTERED, registered, REGISTERED if registered else reason,
+                                 "listed in the key map" if registered else message,
+                                 shard.generation),
+        ],
+    }
+
+
+def invalid_schema_message(problems: list[str]) -> str:
+    shown = "; ".join(problems[:PROBLEMS_LISTED_MAX])
+    more = len(problems) - PROBLEMS_LISTED_MAX
+    return ("this generation is not applied (no Shard is created or deleted for it; the "
+            f"running shards are kept): {shown}" + (f"; and {more} more" if more > 0 else ""))
+
+
+def degraded_reasons(run: Pass, pods: Mapping[str, PodView], now: float
+                     ) -> list[tuple[str, str]]:
+    """Why a ShardSet is degraded, most important first: an invalid generation, crash
+    loops (:func:`shard_operator.failing.is_failing`, which does not flap), failed
+    writes, shards that do not fit in the key map."""
+    crashing = [n for n, p in pods.items() if is_failing(p, now)]
+    full = [n for n, (r, _) in run.unregistered_reason.items() if r == KEY_MAP_FULL]
+    reasons: list[tuple[str, str]] = []
+    if run.problems:
+        reasons.append((INVALID_SCHEMA, invalid_schema_message(run.problems)))
+    if crashing:
+        reasons.append((CRASH_LOOP, f"{len(crashing)} shard(s) crash-looping, "
+                        f"e.g. {', '.join(sorted(crashing)[:3])}"))
+    if run.errors:
+        reasons.append((RECONCILE_ERROR, "; ".join(run.errors[:3])))
+    if full:
+        reasons.append((KEY_MAP_FULL, f"{len(full)} shard(s) do not fit in the key map"))
+    return reasons
+
+
+def shardset_status(owner: ShardSetView, shards: list[ShardView], run: Pass, now: float
+                    ) -> dict[str, Any]:
+    """The status of the ShardSet that owns the node id; ``now`` in epoch seconds."""
+    generation = owner.generation
+    desired = len(shards)
+    registered = sum(1 for s in shards if s.name in run.registered)
+    pods = {name: o.pod for name, o in run.outcomes.items() if o.pod is not None}
+    ready = sum(1 for s in shards if (pod := pods.get(s.name)) is not None and pod.ready)
+    restarting = sorted(((p.restarts, n) for n, p in pods.items() if p.restarts > 0),
+                        reverse=True)
+    degraded = degraded_reasons(run, pods, now)
+    converged = registered == desired and ready == desired and not degraded
+    if converged:
+        ready_cond = conditions.condition(TYPE_READY, True, ALL_SHARDS_READY,
+                                          f"{ready}/{desired} shards ready and registered",
+                                          generation)
+        progressing = conditions.condition(TYPE_PROGRESSING, False, CONVERGED,
+                                           "every shard is ready and registered", generation)
+    elif degraded and not (registered < desired or ready < desired):
+        reason, message = degraded[0]
+        ready_cond = conditions.condition(TYPE_READY, False, reason, message, generation)
+        progressing = conditions.condition(TYPE_PROGRESSING, False, reason, message, generation)
+    else:
+        message = f"{ready}/{desired} shards ready, {registered}/{desired} registered"
+        reason = degraded[0][0] if degraded else PROGRESSING
+        ready_cond = conditions.condition(TYPE_READY, False, reason, message, generation)
+        progressing = conditions.condition(TYPE_PROGRESSING, True, PROGRESSING, message,
+                                           generation)
+    if degraded:
+        degraded_cond = conditions.condition(TYPE_DEGRADED, True, degraded[0][0], degraded[0][1],
+                                             generation)
+    else:
+        degraded_cond = conditions.condition(TYPE_DEGRADED, False, HEALTHY,
+                                             "no shard is failing", generation)
+    return {
+        "observedGeneration": generation,
+        "nodeId": owner.node_id,
+        "keyMap": key_map_name(owner.node_id),
+        "desiredShards": desired,
+        "registeredShards": registered,
+        "readyShards": ready,
+        "restarts": sum(p.restarts for p in pods.values()),
+        "restartingShards": [{"shard": n, "restarts": r}
+                             for r, n in restarting[:RESTARTING_LIST_MAX]],
+        "conditions": [ready_cond, progressing, degraded_cond],
+    }

@@ -1,0 +1,297 @@
+"""Table-driven tests of the controller's pure decisions (:mod:`shard_operator.decisions`):
+which pods to roll, what fits in the key map, what status to write, which event to post,
+which Shards are supervised, what drifted, and the work queue's backoff."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from shard_operator import conditions, decisions, keymap
+from shard_operator.cache import PodView, ServiceView, ShardSetView, ShardView
+from shard_operator.decisions import Pass, ShardOutcome
+from shard_operator.failing import CRASH_RESTARTS
+from shard_operator.keys import shard_name
+from shard_operator.workqueue import WorkQueue, backoff
+
+NOW = 1_800_000_000.0
+
+
+def pod(name: str, *, ready: bool = True, restarts: int = 0, waiting: str = "",
+        last_failure: float | None = None) -> PodView:
+    return PodView(name=name, uid=f"uid-{name}", labels={}, annotations={}, owners=(),
+                   phase="Running" if ready else "Pending", ready=ready, restarts=restarts,
+                   waiting_reason=waiting, deleting=False, last_failure=last_failure)
+
+
+def service(name: str) -> ServiceView:
+    return ServiceView(name=name, uid=f"svc-{name}", labels={}, annotations={}, owners=(),
+                       selector={}, ports=[], deleting=False)
+
+
+def shard(key: str, *, node: str = "node-1", name: str | None = None,
+          created: str = "2026-01-01T00:00:00Z", decodable: bool = True) -> ShardView:
+    canonical = (key.encode(),)
+    return ShardView(name=name or shard_name(node, canonical), uid=f"uid-{key}", generation=1,
+                     created=created, node_id=node, key=canonical if decodable else None,
+                     origin="schema", owners=("set-uid",), body={}, status={}, deleting=False)
+
+
+def owner(policy: str = "Retain") -> ShardSetView:
+    return ShardSetView.of({
+        "metadata": {"name": "set", "namespace": "ns", "uid": "set-uid", "generation": 3},
+        "spec": {"nodeId": "node-1", "removedKeyPolicy": policy, "schema": []}})
+
+
+def outcome(*, ready: bool | None = True, outdated: bool = False) -> ShardOutcome:
+    """``ready`` None: no Pod."""
+    return ShardOutcome(pod=None if ready is None else pod("p", ready=ready),
+                        service=service("s"), outdated=outdated)
+
+
+# ----- which pods to roll ------------------------------------------------------------------
+
+@pytest.mark.parametrize(("outcomes", "rolled"), [
+    ({}, []),
+    ({"a": outcome(), "b": outcome()}, []),  # nothing outdated
+    # 8 shards: a quarter (2) may be down at once
+    ({**{f"o{i}": outcome(outdated=True) for i in range(4)},
+      **{f"u{i}": outcome() for i in range(4)}}, ["o0", "o1"]),
+    # one already down counts against the budget
+    ({**{f"o{i}": outcome(outdated=True) for i in range(4)},
+      "down": outcome(ready=None), **{f"u{i}": outcome() for i in range(3)}}, ["o0"]),
+    # at least one at a time, however few shards
+    ({"a": outcome(outdated=True), "b": outcome()}, ["a"]),
+    # not-ready outdated pods go first (they cost no availability)
+    ({"r": outcome(outdated=True), "n": outcome(ready=False, outdated=True),
+      **{f"u{i}": outcome() for i in range(6)}}, ["n"]),
+    # the budget is spent already: none
+    ({"o": outcome(outdated=True), "d1": outcome(ready=None), "d2": outcome(ready=False),
+      **{f"u{i}": outcome() for i in range(5)}}, []),
+], ids=["empty", "current", "quarter", "down-counts", "at-least-one", "not-ready-first",
+        "no-budget"])
+def test_pods_to_roll(outcomes: dict[str, ShardOutcome], rolled: list[str]) -> None:
+    assert decisions.pods_to_roll(outcomes) == rolled
+
+
+# ----- what fits in the key map ------------------------------------------------------------
+
+def test_plan_key_map_lists_shards_with_workloads_oldest_first_while_they_fit() -> None:
+    a = shard("a", created="2026-01-01T00:00:00Z")
+    b = shard("b", created="2026-01-03T00:00:00Z")
+    c = shard("c", created="2026-01-02T00:00:00Z")
+    bad = shard("x", decodable=False)
+    waiting = shard("w")
+    outcomes = {s.name: outcome() for s in (a, b, c)}
+    outcomes[waiting.name] = ShardOutcome(pod=pod("w"), error="creating Service w was refused")
+    header = keymap.data_size(keymap.render("node-1", "ns", {}))
+    room = header + keymap.entry_size(a.name, a.key) + keymap.entry_size(c.name, c.key)
+    plan = decisions.plan_key_map("node-1", "ns", [b, a, c, bad, waiting], outcomes,
+                                  max_bytes=room)
+    assert list(plan.entries) == [a.name, c.name]  # b is the newest: it does not fit
+    assert plan.unregistered == {
+        b.name: ("KeyMapFull", "the key map shard-key-map-node-1 would exceed "
+                               f"{room} bytes"),
+        bad.name: ("InvalidKey", "the key cannot be decoded"),
+        waiting.name: ("WorkloadMissing", "creating Service w was refused"),
+    }
+    assert keymap.parse(plan.data).shards == {a.key: a.name, c.key: c.name}
+
+
+@pytest.mark.parametrize(("listed", "still"), [
+    ({}, set()),
+    ({"A": '["a"]'}, {"A"}),
+    ({"A": '["other"]'}, set()),  # listed under another key: not this entry
+])
+def test_still_listed_after_a_failed_write(listed: dict[str, str], still: set[str]) -> None:
+    plan = decisions.KeyMapPlan(entries={"A": (b"a",), "B": (b"b",)}, unregistered={},
+                                data={"A": '["a"]', "B": '["b"]'})
+    assert decisions.still_listed(plan, listed) == still
+
+
+# ----- what status to write ----------------------------------------------------------------
+
+def shardset(run: Pass, shards: list[ShardView], now: float = NOW) -> dict[str, Any]:
+    return decisions.shardset_status(owner(), shards, run, now)
+
+
+def conds(status: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    return {c["type"]: (c["status"], c["reason"]) for c in status["conditions"]}
+
+
+def pass_with(shards: list[ShardView], *, ready: int, registered: int, **extra: Any) -> Pass:
+    run = Pass(**extra)
+    for index, s in enumerate(shards):
+        run.outcomes[s.name] = ShardOutcome(pod=pod(s.name, ready=index < ready),
+                                            service=service(s.name))
+        if index < registered:
+            run.registered.add(s.name)
+    return run
+
+
+TWO = [shard("a"), shard("b")]
+
+
+@pytest.mark.parametrize(("run", "expected"), [
+    (pass_with(TWO, ready=2, registered=2),
+     {"Ready": ("True", "AllShardsReady"), "Progressing": ("False", "Converged"),
+      "Degraded": ("False", "Healthy")}),
+    (pass_with(TWO, ready=1, registered=2),
+     {"Ready": ("False", "Progressing"), "Progressing": ("True", "Progressing"),
+      "Degraded": ("False", "Healthy")}),
+    # an invalid generation over running shards: not progressing, degraded
+    (pass_with(TWO, ready=2, registered=2, problems=["spec.schema[1]: bad"]),
+     {"Ready": ("False", "InvalidSchema"), "Progressing": ("False", "InvalidSchema"),
+      "Degraded": ("True", "InvalidSchema")}),
+    # a failed write while shards are still coming up: progressing, reason shown
+    (pass_with(TWO, ready=1, registered=1, errors=["creating Pod b was refused: quota"]),
+     {"Ready": ("False", "ReconcileError"), "Progressing": ("True", "Progressing"),
+      "Degraded": ("True", "ReconcileError")}),
+], ids=["converged", "progressing", "invalid-schema", "write-failed"])
+def test_shardset_status(run: Pass, expected: dict[str, tuple[str, str]]) -> None:
+    status = shardset(run, TWO)
+    assert conds(status) == expected
+    assert (status["desiredShards"], status["observedGeneration"]) == (2, 3)
+
+
+@pytest.mark.parametrize(("pods", "degraded"), [
+    ([pod("a"), pod("b")], ("False", "Healthy")),
+    ([pod("a", ready=False, waiting="CrashLoopBackOff", restarts=1), pod("b")],
+     ("True", "CrashLoopBackOff")),
+    # running again after repeated failures, the last one recent: still failing (no flap)
+    ([pod("a", restarts=CRASH_RESTARTS, last_failure=NOW - 10), pod("b")],
+     ("True", "CrashLoopBackOff")),
+    # ... and stable long enough: cleared
+    ([pod("a", restarts=CRASH_RESTARTS, last_failure=NOW - 3600), pod("b")],
+     ("False", "Healthy")),
+], ids=["healthy", "crash-loop", "recent-failure", "stable-again"])
+def test_degraded_follows_failing_not_the_instant_state(pods: list[PodView],
+                                                        degraded: tuple[str, str]) -> None:
+    run = Pass(outcomes={s.name: ShardOutcome(pod=p, service=service(s.name))
+                         for s, p in zip(TWO, pods, strict=True)},
+               registered={s.name for s in TWO})
+    assert conds(shardset(run, TWO))["Degraded"] == degraded
+
+
+def test_key_map_full_degrades_and_invalid_schema_lists_entries() -> None:
+    run = pass_with(TWO, ready=2, registered=1,
+                    unregistered_reason={TWO[1].name: ("KeyMapFull", "full")},
+                    problems=[f"spec.schema[{i}]: bad" for i in range(25)])
+    status = shardset(run, TWO)
+    assert conds(status)["Degraded"] == ("True", "InvalidSchema")
+    message = conditions.find(status["conditions"], "Degraded")["message"]  # type: ignore[index]
+    assert "spec.schema[19]" in message and "spec.schema[20]" not in message
+    assert message.endswith("; and 5 more")
+    assert decisions.degraded_reasons(run, {}, NOW)[1][0] == "KeyMapFull"
+
+
+@pytest.mark.parametrize(("unregistered", "ready", "expected"), [
+    ({}, True, {"Ready": ("True", "PodReady"), "Registered": ("True", "Registered")}),
+    ({"x": ("KeyMapPending", "retried")}, True,
+     {"Ready": ("True", "PodReady"), "Registered": ("False", "KeyMapPending")}),
+    ({"x": ("WorkloadMissing", "waiting")}, None,
+     {"Ready": ("False", "PodMissing"), "Registered": ("False", "WorkloadMissing")}),
+    ({}, False, {"Ready": ("False", "PodNotReady"), "Registered": ("True", "Registered")}),
+], ids=["registered", "pending", "no-pod", "not-ready"])
+def test_shard_status(unregistered: dict[str, tuple[str, str]], ready: bool | None,
+                      expected: dict[str, tuple[str, str]]) -> None:
+    s = shard("a", name="x")
+    run = Pass(outcomes={"x": outcome(ready=ready)}, unregistered_reason=unregistered,
+               registered=set() if unregistered else {"x"})
+    status = decisions.shard_status(s, run, "ns")
+    assert conds(status) == expected
+    assert status["service"] == "x.ns.svc:8080"
+
+
+@pytest.mark.parametrize(("before", "after", "event"), [
+    (None, [("Ready", "False", "Progressing"), ("Degraded", "False", "Healthy")],
+     ("Normal", "Progressing")),
+    ([("Ready", "False", "Progressing")], [("Ready", "True", "AllShardsReady")],
+     ("Normal", "AllShardsReady")),
+    ([("Ready", "True", "AllShardsReady"), ("Degraded", "False", "Healthy")],
+     [("Ready", "False", "CrashLoopBackOff"), ("Degraded", "True", "CrashLoopBackOff")],
+     ("Warning", "CrashLoopBackOff")),
+    ([("Ready", "True", "AllShardsReady")], [("Ready", "True", "AllShardsReady")], None),
+    ([("Ready", "False", "Progressing")], [("Ready", "False", "InvalidSchema")],
+     ("Warning", "InvalidSchema")),
+], ids=["first", "ready", "new-failure", "unchanged", "not-ready-reason"])
+def test_status_event(before, after, event) -> None:
+    def as_conditions(rows):
+        return None if rows is None else [
+            {"type": t, "status": s, "reason": r, "message": "m"} for t, s, r in rows]
+    found = decisions.status_event(as_conditions(before), as_conditions(after))
+    assert (found[:2] if found else None) == event
+
+
+@pytest.mark.parametrize(("current", "desired", "differs"), [
+    ({"a": 1, "conditions": [{"type": "Ready", "status": "True",
+                              "lastTransitionTime": "t1"}]},
+     {"a": 1, "conditions": [{"type": "Ready", "status": "True"}]}, False),
+    ({"a": 1}, {"a": 2}, True),
+    ({"conditions": [{"type": "A", "status": "True"}, {"type": "B", "status": "False"}]},
+     {"conditions": [{"type": "B", "status": "False"}, {"type": "A", "status": "True"}]},
+     False),
+], ids=["timestamps-ignored", "value", "order-ignored"])
+def test_status_differs(current, desired, differs) -> None:
+    assert decisions.status_differs(current, desired) is differs
+
+
+# ----- which Shards are supervised, what drifted -------------------------------------------
+
+def test_split_refused_and_refused_status() -> None:
+    good, hand_made, undecodable = shard("a"), shard("h", name="by-hand"), shard(
+        "x", name="x", decodable=False)
+    ok, refused = decisions.split_refused([good, hand_made, undecodable])
+    assert ok == [good] and refused == [hand_made, undecodable]
+    assert conds(decisions.refused_status(hand_made))["Registered"] == (
+        "False", "NameNotDerived")
+    assert conds(decisions.refused_status(undecodable))["Registered"] == (
+        "False", "InvalidKey")
+
+
+@pytest.mark.parametrize(("policy", "origin", "listed", "stale"), [
+    ("Retain", "schema", False, False),
+    ("Delete", "schema", False, True),
+    ("Delete", "schema", True, False),
+    ("Delete", "started", False, False),  # a started shard is never deleted by the policy
+])
+def test_stale_shards(policy: str, origin: str, listed: bool, stale: bool) -> None:
+    s = shard("a")
+    s.origin = origin
+    wanted = [s.name] if listed else []
+    assert decisions.stale_shards(owner(policy), [s], wanted) == ([s] if stale else [])
+
+
+def test_service_patch_restores_what_drifted_only() -> None:
+    desired = {"metadata": {"labels": {"app.kubernetes.io/managed-by": "shard-operator",
+                                       "other": "x"},
+                            "annotations": {"shards.anoma.net/key": '["a"]'},
+                            "ownerReferences": [{"uid": "shard-uid"}]},
+               "spec": {"selector": {"s": "1"},
+                        "ports": [{"port": 8080, "targetPort": 8080}]}}
+    current = ServiceView(name="x", uid="u", labels={"app.kubernetes.io/managed-by":
+                                                    "shard-operator"},
+                          annotations={"shards.anoma.net/key": '["a"]'}, owners=("shard-uid",),
+                          selector={"s": "1"}, ports=[{"port": 8080, "targetPort": "shard"}],
+                          deleting=False)
+    assert decisions.service_patch(current, desired, "shard-uid") == {}
+    current.selector, current.owners = {"s": "2"}, ()
+    assert decisions.service_patch(current, desired, "shard-uid") == {
+        "metadata": {"ownerReferences": [{"uid": "shard-uid"}]},
+        "spec": {"selector": {"s": "1"}, "ports": desired["spec"]["ports"]}}
+
+
+@pytest.mark.parametrize(("failures", "seconds"), [(1, 1.0), (2, 2.0), (5, 16.0), (6, 30.0),
+                                                   (60, 30.0)])
+def test_requeue_backoff(failures: int, seconds: float) -> None:
+    assert backoff(failures) == seconds
+
+
+async def test_rate_limited_requeue_backs_off_until_forgotten() -> None:
+    queue = WorkQueue()
+    key = ("ns", "node-1")
+    assert [queue.add_rate_limited(key) for _ in range(3)] == [1.0, 2.0, 4.0]
+    assert queue.failures(key) == 3
+    queue.forget(key)
+    assert queue.failures(key) == 0 and queue.add_rate_limited(key) == 1.0
