@@ -35,7 +35,8 @@ def main() -> None:
             rows.extend((lines, kind, f"{path}:{name}") for kind, name, lines in definitions(path))
     for wanted in ("class", "def"):
         print(f"biggest {wanted}es:" if wanted == "class" else "biggest functions:")
-        for lines, _, where in sorted((r for r in rows if r[1] == wanted), reverse=True)[:args.most]:
+        chosen = sorted((r for r in rows if r[1] == wanted), reverse=True)[:args.most]
+        for lines, _, where in chosen:
             print(f"  {lines:5d}  {where}")
 
 

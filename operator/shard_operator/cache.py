@@ -10,6 +10,7 @@ from typing import Any
 
 from .constants import (
     ANNOTATION_TEMPLATE_HASH,
+    BUDGET_PREFIX,
     GROUP,
     KEY_MAP_PREFIX,
     LABEL_ORIGIN,
@@ -165,6 +166,59 @@ class ConfigMapView:
                    owners=_owner_uids(meta, "ShardSet"), data=dict(body.get("data") or {}))
 
 
+@dataclass(slots=True)
+class ClaimView:
+    """A shard's PersistentVolumeClaim (named after the Shard)."""
+
+    name: str
+    uid: str
+    labels: dict[str, str]
+    owner_references: list[dict[str, Any]]
+    storage: str | None  # the requested size
+    capacity: str | None  # the bound volume's size
+    phase: str  # Pending, Bound, Lost
+    resize_problem: str  # a failed or refused resize, from the claim's conditions
+    deleting: bool
+
+    @classmethod
+    def of(cls, body: dict[str, Any]) -> ClaimView:
+        meta, spec = body["metadata"], body.get("spec") or {}
+        status = body.get("status") or {}
+        problem = next((f"{c.get('type')}: {c.get('message', '')}"
+                        for c in status.get("conditions") or []
+                        if c.get("type") in ("ControllerResizeError", "NodeResizeError")), "")
+        return cls(name=meta["name"], uid=meta["uid"], labels=dict(meta.get("labels") or {}),
+                   owner_references=list(meta.get("ownerReferences") or []),
+                   storage=((spec.get("resources") or {}).get("requests") or {}).get("storage"),
+                   capacity=(status.get("capacity") or {}).get("storage"),
+                   phase=status.get("phase", "Pending"), resize_problem=problem,
+                   deleting=bool(meta.get("deletionTimestamp")))
+
+    def as_object(self) -> dict[str, Any]:
+        """What :func:`shard_operator.volumes.claim_change` compares."""
+        return {"metadata": {"name": self.name, "labels": self.labels,
+                             "ownerReferences": self.owner_references},
+                "spec": {"resources": {"requests": {"storage": self.storage}}}}
+
+
+@dataclass(slots=True)
+class BudgetView:
+    """The ShardSet's PodDisruptionBudget."""
+
+    name: str
+    uid: str
+    spec: dict[str, Any]
+    owners: tuple[str, ...]
+    deleting: bool
+
+    @classmethod
+    def of(cls, body: dict[str, Any]) -> BudgetView:
+        meta = body["metadata"]
+        return cls(name=meta["name"], uid=meta["uid"], spec=dict(body.get("spec") or {}),
+                   owners=_owner_uids(meta, "ShardSet"),
+                   deleting=bool(meta.get("deletionTimestamp")))
+
+
 def _version(meta: dict[str, Any]) -> int | None:
     """The resourceVersion as a number (etcd's revision), or None if it is not one."""
     value = meta.get("resourceVersion", "")
@@ -172,7 +226,9 @@ def _version(meta: dict[str, Any]) -> int | None:
 
 
 VIEWS: dict[str, Any] = {"ShardSet": ShardSetView, "Shard": ShardView, "Pod": PodView,
-                         "Service": ServiceView, "ConfigMap": ConfigMapView}
+                         "Service": ServiceView, "ConfigMap": ConfigMapView,
+                         "PersistentVolumeClaim": ClaimView, "PodDisruptionBudget": BudgetView}
+SHARD_NAMED = ("Pod", "Service", "PersistentVolumeClaim")  # named after their Shard
 
 
 @dataclass(slots=True)
@@ -205,12 +261,14 @@ class Cache:
 
     @staticmethod
     def relevant(kind: str, name: str) -> bool:
-        """Whether the operator keeps this object: its own kinds, shard-named Pods and
-        Services, and key-map ConfigMaps."""
-        if kind in ("Pod", "Service"):
+        """Whether the operator keeps this object: its own kinds, shard-named Pods,
+        Services and claims, key-map ConfigMaps and shard budgets."""
+        if kind in SHARD_NAMED:
             return node_of_shard_name(name) is not None
         if kind == "ConfigMap":
             return name.startswith(KEY_MAP_PREFIX)
+        if kind == "PodDisruptionBudget":
+            return name.startswith(BUDGET_PREFIX)
         return True
 
     def node_of(self, kind: str, namespace: str, name: str, body: dict[str, Any] | None = None
@@ -221,10 +279,12 @@ class Cache:
             if view is not None:
                 return view.node_id
             return ((body or {}).get("spec") or {}).get("nodeId")
-        if kind in ("Pod", "Service"):
+        if kind in SHARD_NAMED:
             return node_of_shard_name(name)
         if kind == "ConfigMap":
             return name[len(KEY_MAP_PREFIX):] if name.startswith(KEY_MAP_PREFIX) else None
+        if kind == "PodDisruptionBudget":
+            return name[len(BUDGET_PREFIX):] if name.startswith(BUDGET_PREFIX) else None
         return None
 
     def put(self, kind: str, namespace: str, body: dict[str, Any]) -> Any:

@@ -20,6 +20,7 @@ ORIGIN_STARTED = "started"
 
 SHARD_PORT = 8080
 KEY_MAP_PREFIX = "shard-key-map-"
+BUDGET_PREFIX = "shard-budget-"  # + node id: the ShardSet's PodDisruptionBudget
 KEY_MAP_FORMAT = "shards.anoma.net/key-map/v1"
 # ConfigMaps are capped at 1 MiB of data; keep a margin for metadata.
 KEY_MAP_MAX_BYTES = 1_000_000

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import conditions, keymap
-from .cache import ConfigMapView, PodView, ServiceView, ShardSetView, ShardView
+from .cache import ClaimView, ConfigMapView, PodView, ServiceView, ShardSetView, ShardView
 from .constants import (
     ANNOTATION_KEY,
     KEY_MAP_MAX_BYTES,
@@ -25,6 +25,8 @@ from .failing import is_failing
 from .keys import Key, key_map_name, key_to_json, shard_address, shard_name
 from .reasons import (
     ALL_SHARDS_READY,
+    CLAIM_PENDING,
+    CLAIM_PROBLEM,
     CONVERGED,
     CRASH_LOOP,
     HEALTHY,
@@ -39,16 +41,20 @@ from .reasons import (
     PROGRESSING,
     RECONCILE_ERROR,
     REGISTERED,
+    ROLLING_UPDATE,
+    ROLLOUT_WAITING,
     TYPE_DEGRADED,
     TYPE_PROGRESSING,
     TYPE_READY,
     TYPE_REGISTERED,
     WORKLOAD_MISSING,
 )
+from .rollout import RolloutStatus, ShardPod, UpdateStrategy, to_replace
 
 RESTARTING_LIST_MAX = 50
 PROBLEMS_LISTED_MAX = 20
-ROLL_FRACTION = 4  # a template change rolls a quarter of the shards at a time
+STATE_IN_CLAIMS = "a PersistentVolumeClaim per shard"
+STATE_IN_PODS = "emptyDir: a shard's state lives only as long as its pod"
 
 
 @dataclass
@@ -61,6 +67,7 @@ class ShardOutcome:
     outdated: bool = False
     replacement: dict[str, Any] | None = None  # the Pod to roll to, when outdated
     pod_event_due: bool = False  # its Pod was just created: a watch event brings a new pass
+    claim: ClaimView | None = None  # its PersistentVolumeClaim, with a volumeClaimTemplate
 
 
 @dataclass
@@ -74,6 +81,9 @@ class Pass:
     registered: set[str] = field(default_factory=set)
     unregistered_reason: dict[str, tuple[str, str]] = field(default_factory=dict)
     recheck: float | None = None  # seconds until Degraded may clear with no event
+    strategy: UpdateStrategy = field(default_factory=UpdateStrategy)
+    claims: bool = False  # the ShardSet has a volumeClaimTemplate
+    claim_problems: list[str] = field(default_factory=list)  # what claims cannot do
 
 
 # ----- which Shards ------------------------------------------------------------------------
@@ -149,20 +159,22 @@ def service_patch(service: ServiceView, desired: dict[str, Any], shard_uid: str
     return patch
 
 
-def pods_to_roll(outcomes: Mapping[str, ShardOutcome]) -> list[str]:
-    """The outdated pods to delete now: at most a quarter of the shards (at least one)
-    may be unavailable at once, counting those already down; not-ready ones first."""
-    outdated = [name for name, o in outcomes.items() if o.outdated and o.pod is not None]
-    if not outdated:
-        return []
-    unavailable = sum(1 for o in outcomes.values() if o.pod is None or not o.pod.ready)
-    budget = max(1, len(outcomes) // ROLL_FRACTION) - unavailable
+def rollout_pods(outcomes: Mapping[str, ShardOutcome]) -> list[ShardPod]:
+    return [ShardPod(name, exists=o.pod is not None, ready=bool(o.pod and o.pod.ready),
+                     outdated=o.outdated) for name, o in outcomes.items()]
 
-    def ready(name: str) -> bool:
-        pod = outcomes[name].pod
-        return pod is not None and pod.ready
 
-    return sorted(outdated, key=ready)[:max(0, budget)]
+def pods_to_roll(outcomes: Mapping[str, ShardOutcome], strategy: UpdateStrategy
+                 ) -> list[str]:
+    """The outdated pods to delete now (:func:`shard_operator.rollout.to_replace`): the
+    shards unavailable at once, counting those already down, stay within the update
+    strategy's ``maxUnavailable``; not-ready ones first; none under ``OnDelete``."""
+    return to_replace(rollout_pods(outcomes), strategy)
+
+
+def rollout_status(run: Pass) -> RolloutStatus:
+    from .rollout import status as rollout_of
+    return rollout_of(rollout_pods(run.outcomes), run.strategy)
 
 
 # ----- the key map -------------------------------------------------------------------------
@@ -292,10 +304,15 @@ def shard_status(shard: ShardView, run: Pass, namespace: str) -> dict[str, Any]:
     registered = shard.name in run.registered
     reason, message = run.unregistered_reason.get(shard.name, (REGISTERED, "in the key map"))
     ready = bool(pod and pod.ready)
+    claim = outcome.claim
     if pod is None:
         ready_reason, ready_message = POD_MISSING, outcome.error or "the Pod does not exist yet"
     elif ready:
         ready_reason, ready_message = POD_READY, "the shard's Pod is Ready"
+    elif claim is not None and claim.phase != "Bound" and pod.phase == "Pending":
+        ready_reason = CLAIM_PENDING
+        ready_message = (f"the Pod waits for its PersistentVolumeClaim {claim.name}, which is "
+                         f"{claim.phase} (is its StorageClass provisioning?)")
     else:
         ready_reason = pod.waiting_reason or POD_NOT_READY
         ready_message = f"the Pod is {pod.phase}" + (
@@ -308,6 +325,7 @@ def shard_status(shard: ShardView, run: Pass, namespace: str) -> dict[str, Any]:
         "ready": ready,
         "restarts": pod.restarts if pod else 0,
         "registered": registered,
+        **({"claim": claim.name, "claimPhase": claim.phase} if claim is not None else {}),
         "conditions": [
             conditions.condition(TYPE_READY, ready, ready_reason, ready_message, shard.generation),
             conditions.condition(TYPE_REGISTERED, registered, REGISTERED if registered else reason,
@@ -341,6 +359,10 @@ def degraded_reasons(run: Pass, pods: Mapping[str, PodView], now: float
         reasons.append((RECONCILE_ERROR, "; ".join(run.errors[:3])))
     if full:
         reasons.append((KEY_MAP_FULL, f"{len(full)} shard(s) do not fit in the key map"))
+    if run.claim_problems:
+        more = len(run.claim_problems) - 3
+        reasons.append((CLAIM_PROBLEM, "; ".join(run.claim_problems[:3])
+                        + (f"; and {more} more" if more > 0 else "")))
     return reasons
 
 
@@ -355,17 +377,29 @@ def shardset_status(owner: ShardSetView, shards: list[ShardView], run: Pass, now
     restarting = sorted(((p.restarts, n) for n, p in pods.items() if p.restarts > 0),
                         reverse=True)
     degraded = degraded_reasons(run, pods, now)
-    converged = registered == desired and ready == desired and not degraded
+    rollout = rollout_status(run)
+    converged = (registered == desired and ready == desired and not degraded
+                 and rollout.complete)
     if converged:
         ready_cond = conditions.condition(TYPE_READY, True, ALL_SHARDS_READY,
                                           f"{ready}/{desired} shards ready and registered",
                                           generation)
         progressing = conditions.condition(TYPE_PROGRESSING, False, CONVERGED,
                                            "every shard is ready and registered", generation)
-    elif degraded and not (registered < desired or ready < desired):
+    elif degraded and not (registered < desired or ready < desired) and rollout.complete:
         reason, message = degraded[0]
         ready_cond = conditions.condition(TYPE_READY, False, reason, message, generation)
         progressing = conditions.condition(TYPE_PROGRESSING, False, reason, message, generation)
+    elif not rollout.complete:
+        message = (f"rolling out the current template: {rollout.updated}/{desired} shards "
+                   f"updated, {rollout.updated_ready} of them ready; {ready}/{desired} ready")
+        reason = degraded[0][0] if degraded else ROLLING_UPDATE
+        waiting = rollout.updated > rollout.updated_ready
+        ready_cond = conditions.condition(TYPE_READY, False, reason, message, generation)
+        progressing = conditions.condition(
+            TYPE_PROGRESSING, True, ROLLOUT_WAITING if waiting else ROLLING_UPDATE,
+            message + ("; waiting for the replaced shards to be Ready" if waiting else ""),
+            generation)
     else:
         message = f"{ready}/{desired} shards ready, {registered}/{desired} registered"
         reason = degraded[0][0] if degraded else PROGRESSING
@@ -385,6 +419,8 @@ def shardset_status(owner: ShardSetView, shards: list[ShardView], run: Pass, now
         "desiredShards": desired,
         "registeredShards": registered,
         "readyShards": ready,
+        "updatedShards": rollout.updated,
+        "storage": STATE_IN_CLAIMS if run.claims else STATE_IN_PODS,
         "restarts": sum(p.restarts for p in pods.values()),
         "restartingShards": [{"shard": n, "restarts": r}
                              for r, n in restarting[:RESTARTING_LIST_MAX]],

@@ -80,15 +80,20 @@ SHARD = Resource(GROUP, VERSION, SHARDS, "Shard")
 POD = Resource("", "v1", "pods", "Pod")
 SERVICE = Resource("", "v1", "services", "Service")
 CONFIG_MAP = Resource("", "v1", "configmaps", "ConfigMap")
+CLAIM = Resource("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim")
+BUDGET = Resource("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget")
+STORAGE_CLASS = Resource("storage.k8s.io", "v1", "storageclasses", "StorageClass",
+                         namespaced=False)
 EVENT = Resource("events.k8s.io", "v1", "events", "Event")
 KOPF_PEERING = Resource("kopf.dev", "v1", "kopfpeerings", "KopfPeering")
 CLUSTER_KOPF_PEERING = Resource("kopf.dev", "v1", "clusterkopfpeerings",
                                 "ClusterKopfPeering", namespaced=False)
 
 RESOURCES: dict[str, Resource] = {r.kind: r for r in (
-    SHARDSET, SHARD, POD, SERVICE, CONFIG_MAP, EVENT, KOPF_PEERING, CLUSTER_KOPF_PEERING)}
+    SHARDSET, SHARD, POD, SERVICE, CONFIG_MAP, CLAIM, BUDGET, STORAGE_CLASS, EVENT, KOPF_PEERING,
+    CLUSTER_KOPF_PEERING)}
 # What the operator watches and caches, in the order it lists them at start-up.
-WATCHED: tuple[Resource, ...] = (SHARDSET, SHARD, POD, SERVICE, CONFIG_MAP)
+WATCHED: tuple[Resource, ...] = (SHARDSET, SHARD, POD, SERVICE, CONFIG_MAP, CLAIM, BUDGET)
 
 
 class ApiError(Exception):

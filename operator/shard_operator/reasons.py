@@ -14,6 +14,7 @@ TYPE_DEGRADED = "Degraded"  # a ShardSet's
 POD_READY = "PodReady"
 POD_NOT_READY = "PodNotReady"  # unless the kubelet says why (its waiting reason)
 POD_MISSING = "PodMissing"
+CLAIM_PENDING = "ClaimPending"  # the Pod waits for its PersistentVolumeClaim
 
 # A Shard's Registered condition
 REGISTERED = "Registered"
@@ -39,3 +40,6 @@ INVALID_SCHEMA = "InvalidSchema"
 NODE_ID_CONFLICT = "NodeIdConflict"
 RECONCILE_ERROR = "ReconcileError"
 CRASH_LOOP = "CrashLoopBackOff"
+ROLLING_UPDATE = "RollingUpdate"  # replacing outdated pods within maxUnavailable
+ROLLOUT_WAITING = "WaitingForReplacements"  # the budget is spent on pods not Ready yet
+CLAIM_PROBLEM = "ClaimProblem"  # a claim cannot be grown, or is not the shard's

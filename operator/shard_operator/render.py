@@ -26,6 +26,7 @@ from .constants import (
 from .keys import InvalidKey, Key, decode_segments, key_to_json, shard_name
 from .missing import MISSING
 from .spec import ShardSetSpec
+from .volumes import with_claim
 
 
 def owner_reference(body: dict[str, Any], kind: str, api_version: str = API_VERSION
@@ -94,13 +95,15 @@ def shard_env(node_id: str, spec: dict[str, Any]) -> list[dict[str, str]]:
     return env
 
 
-def pod(shard_body: dict[str, Any], key: Key, template: dict[str, Any] | None
-        ) -> dict[str, Any]:
+def pod(shard_body: dict[str, Any], key: Key, template: dict[str, Any] | None,
+        claim: bool = False) -> dict[str, Any]:
     """The Pod of a Shard, from the ShardSet's ``spec.template`` (or the default).
 
     Top-level fields of ``template.spec`` replace the default's. The operator adds its
     labels, the key annotation, the SHARD_* environment of the first container, and
-    ``restartPolicy: Always``. The template hash annotation records what was rendered.
+    ``restartPolicy: Always``; with ``claim``, the ``data`` volume is the Shard's own
+    PersistentVolumeClaim instead of an emptyDir. The template hash annotation records
+    what was rendered.
     """
     template = template or {}
     meta = shard_body["metadata"]
@@ -114,6 +117,8 @@ def pod(shard_body: dict[str, Any], key: Key, template: dict[str, Any] | None
     first["env"] = shard_env(node_id, spec) + [
         e for e in first.get("env", []) if e.get("name") not in ours]
     pod_spec["containers"] = [first, *containers[1:]]
+    if claim:
+        pod_spec = with_claim(pod_spec, name)
     template_meta = template.get("metadata") or {}
     labels = {**(template_meta.get("labels") or {}), **owned_labels(node_id, name)}
     annotations = {**(template_meta.get("annotations") or {}), ANNOTATION_KEY: key_to_json(key)}

@@ -105,7 +105,9 @@ class RolloutStatus:
 
     @property
     def complete(self) -> bool:
-        return self.pending == 0 and self.updated_ready == self.updated
+        """No outdated pod is left for the strategy to replace (readiness is the
+        ShardSet's Ready condition's business)."""
+        return self.pending == 0
 
 
 def status(pods: Iterable[ShardPod], strategy: UpdateStrategy) -> RolloutStatus:

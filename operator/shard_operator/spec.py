@@ -17,6 +17,7 @@ from .missing import MISSING
 
 REMOVED_KEY_RETAIN = "Retain"
 REMOVED_KEY_DELETE = "Delete"
+CLAIM_RETAIN = "Retain"
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,14 +42,27 @@ class ShardSetSpec:
     schema: tuple[SchemaEntry, ...] = ()
     template: dict[str, Any] | None = None  # the Pod template (None: the default)
     removed_key_policy: str = REMOVED_KEY_RETAIN
+    # A claim per shard from this PVC template (None: an emptyDir per pod).
+    volume_claim_template: dict[str, Any] | None = None
+    claim_retention: str = CLAIM_RETAIN  # persistentVolumeClaimRetentionPolicy.whenDeleted
+    update_strategy: dict[str, Any] | None = None  # as written; rollout.UpdateStrategy reads it
 
     @classmethod
     def of(cls, spec: Mapping[str, Any] | None) -> ShardSetSpec:
         spec = spec or {}
+        retention = spec.get("persistentVolumeClaimRetentionPolicy") or {}
         return cls(node_id=spec.get("nodeId", ""),
                    schema=tuple(SchemaEntry.of(entry) for entry in spec.get("schema") or ()),
                    template=spec.get("template"),
-                   removed_key_policy=spec.get("removedKeyPolicy", REMOVED_KEY_RETAIN))
+                   removed_key_policy=spec.get("removedKeyPolicy", REMOVED_KEY_RETAIN),
+                   volume_claim_template=spec.get("volumeClaimTemplate") or None,
+                   claim_retention=retention.get("whenDeleted", CLAIM_RETAIN),
+                   update_strategy=spec.get("updateStrategy"))
+
+    def claims(self) -> dict[str, Any]:
+        """The part of the spec :func:`shard_operator.volumes.desired_claim` reads."""
+        return {"volumeClaimTemplate": self.volume_claim_template,
+                "persistentVolumeClaimRetentionPolicy": {"whenDeleted": self.claim_retention}}
 
     @property
     def deletes_removed_keys(self) -> bool:

@@ -127,6 +127,13 @@ def assert_least_privilege(rules: list[dict]) -> None:
     # The operator writes only status on ShardSets.
     shardsets = [r for r in rules if "shardsets" in r["resources"]]
     assert all(set(r["verbs"]) <= {"get", "list", "watch"} for r in shardsets)
+    # It never deletes nor replaces a shard's claim (the garbage collector does, under
+    # whenDeleted: Delete), and may touch no PersistentVolume.
+    claims = [r for r in rules if "persistentvolumeclaims" in r["resources"]]
+    assert claims and all(set(r["verbs"]) <= {"get", "list", "watch", "create", "patch"}
+                          for r in claims)
+    assert not [r for r in rules if "persistentvolumes" in r["resources"]]
+    assert [r for r in rules if "poddisruptionbudgets" in r["resources"]]
 
 
 def test_crd_copies_are_identical() -> None:

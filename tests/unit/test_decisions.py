@@ -13,6 +13,7 @@ from shard_operator.cache import PodView, ServiceView, ShardSetView, ShardView
 from shard_operator.decisions import Pass, ShardOutcome
 from shard_operator.failing import CRASH_RESTARTS
 from shard_operator.keys import shard_name
+from shard_operator.rollout import UpdateStrategy
 from shard_operator.workqueue import WorkQueue, backoff
 
 NOW = 1_800_000_000.0
@@ -52,27 +53,36 @@ def outcome(*, ready: bool | None = True, outdated: bool = False) -> ShardOutcom
 
 # ----- which pods to roll ------------------------------------------------------------------
 
-@pytest.mark.parametrize(("outcomes", "rolled"), [
-    ({}, []),
-    ({"a": outcome(), "b": outcome()}, []),  # nothing outdated
-    # 8 shards: a quarter (2) may be down at once
+ONE = UpdateStrategy()
+TWO = UpdateStrategy(max_unavailable=2)
+
+
+@pytest.mark.parametrize(("outcomes", "strategy", "rolled"), [
+    ({}, ONE, []),
+    ({"a": outcome(), "b": outcome()}, ONE, []),  # nothing outdated
+    # maxUnavailable 1 (the default): one at a time
     ({**{f"o{i}": outcome(outdated=True) for i in range(4)},
-      **{f"u{i}": outcome() for i in range(4)}}, ["o0", "o1"]),
+      **{f"u{i}": outcome() for i in range(4)}}, ONE, ["o0"]),
+    ({**{f"o{i}": outcome(outdated=True) for i in range(4)},
+      **{f"u{i}": outcome() for i in range(4)}}, TWO, ["o0", "o1"]),
     # one already down counts against the budget
     ({**{f"o{i}": outcome(outdated=True) for i in range(4)},
-      "down": outcome(ready=None), **{f"u{i}": outcome() for i in range(3)}}, ["o0"]),
-    # at least one at a time, however few shards
-    ({"a": outcome(outdated=True), "b": outcome()}, ["a"]),
+      "down": outcome(ready=None), **{f"u{i}": outcome() for i in range(3)}}, TWO, ["o0"]),
+    ({**{f"o{i}": outcome(outdated=True) for i in range(4)},
+      "down": outcome(ready=None), **{f"u{i}": outcome() for i in range(3)}}, ONE, []),
     # not-ready outdated pods go first (they cost no availability)
     ({"r": outcome(outdated=True), "n": outcome(ready=False, outdated=True),
-      **{f"u{i}": outcome() for i in range(6)}}, ["n"]),
+      **{f"u{i}": outcome() for i in range(6)}}, ONE, ["n"]),
     # the budget is spent already: none
     ({"o": outcome(outdated=True), "d1": outcome(ready=None), "d2": outcome(ready=False),
-      **{f"u{i}": outcome() for i in range(5)}}, []),
-], ids=["empty", "current", "quarter", "down-counts", "at-least-one", "not-ready-first",
-        "no-budget"])
-def test_pods_to_roll(outcomes: dict[str, ShardOutcome], rolled: list[str]) -> None:
-    assert decisions.pods_to_roll(outcomes) == rolled
+      **{f"u{i}": outcome() for i in range(5)}}, TWO, []),
+    # OnDelete: never
+    ({"a": outcome(outdated=True), "b": outcome()}, UpdateStrategy(type="OnDelete"), []),
+], ids=["empty", "current", "one-at-a-time", "two-at-a-time", "down-counts",
+        "down-spends-all", "not-ready-first", "no-budget", "on-delete"])
+def test_pods_to_roll(outcomes: dict[str, ShardOutcome], strategy: UpdateStrategy,
+                      rolled: list[str]) -> None:
+    assert decisions.pods_to_roll(outcomes, strategy) == rolled
 
 
 # ----- what fits in the key map ------------------------------------------------------------
@@ -295,3 +305,18 @@ async def test_rate_limited_requeue_backs_off_until_forgotten() -> None:
     assert queue.failures(key) == 3
     queue.forget(key)
     assert queue.failures(key) == 0 and queue.add_rate_limited(key) == 1.0
+
+
+def test_shardset_status_during_a_rollout_is_not_converged() -> None:
+    """Every pod Ready and registered, but one still on the old template: not Ready, and
+    Progressing says so; updatedShards counts the pods on the current template."""
+    run = pass_with(TWO, ready=2, registered=2)
+    run.outcomes[TWO[1].name].outdated = True
+    status = shardset(run, TWO)
+    assert conds(status)["Ready"] == ("False", "RollingUpdate")
+    assert conds(status)["Progressing"] == ("True", "RollingUpdate")
+    assert status["updatedShards"] == 1
+    assert status["storage"].startswith("emptyDir")
+    # OnDelete: an outdated pod is left alone, and the ShardSet converges
+    run.strategy = UpdateStrategy(type="OnDelete")
+    assert conds(shardset(run, TWO))["Ready"] == ("True", "AllShardsReady")

@@ -44,7 +44,8 @@ def test_resource_table_names_every_kind_once() -> None:
     table = kube_module.RESOURCES
     assert all(kind == resource.kind for kind, resource in table.items())
     assert [r.kind for r in kube_module.WATCHED] == [
-        "ShardSet", "Shard", "Pod", "Service", "ConfigMap"]
+        "ShardSet", "Shard", "Pod", "Service", "ConfigMap", "PersistentVolumeClaim",
+        "PodDisruptionBudget"]
     assert POD.api_version == "v1" and SHARD.api_version == "shards.anoma.net/v1alpha1"
     assert POD.patch_type.startswith("application/strategic")
     assert SHARD.patch_type == "application/merge-patch+json"

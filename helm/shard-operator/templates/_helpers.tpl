@@ -70,6 +70,14 @@ app.kubernetes.io/part-of: shard-operator
 - apiGroups: [""]
   resources: [configmaps]
   verbs: [get, list, watch, create, update, patch, delete]
+# A claim per shard: created and grown, never deleted (under whenDeleted: Delete
+# the garbage collector deletes it with its Shard, its owner).
+- apiGroups: [""]
+  resources: [persistentvolumeclaims]
+  verbs: [get, list, watch, create, patch]
+- apiGroups: [policy]
+  resources: [poddisruptionbudgets]
+  verbs: [get, list, watch, create, patch, delete]
 - apiGroups: [events.k8s.io]
   resources: [events]
   verbs: [create]

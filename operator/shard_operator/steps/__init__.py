@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from .. import render
 from ..decisions import Pass, split_refused
+from ..rollout import StrategyError, UpdateStrategy
 from ..writes import Writes
-from . import keymap, shards, status, workloads
+from . import keymap, shards, status, storage, workloads
 
 
 async def run(writes: Writes, namespace: str, node_id: str, run: Pass | None = None) -> Pass:
@@ -32,6 +33,11 @@ async def run(writes: Writes, namespace: str, node_id: str, run: Pass | None = N
     supervised, refused = split_refused(found)
     await status.refuse_shards(writes, namespace, refused, run)
     wanted, run.problems = render.schema_shards(owner.spec, owner.body, namespace)
+    try:
+        run.strategy = UpdateStrategy.parse(owner.spec.update_strategy)
+    except StrategyError as error:
+        run.problems.append(str(error))
+    run.problems.extend(await storage.problems(writes, owner.spec))
     supervised = await shards.ensure(writes, namespace, owner, wanted, supervised, run)
     await workloads.ensure(writes, namespace, owner, supervised, run)
     await keymap.ensure(writes, namespace, owner, supervised, run)

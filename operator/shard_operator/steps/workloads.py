@@ -1,5 +1,6 @@
-"""Step 2: each supervised Shard's Service and Pod are made or restored, and pods of an
-outdated template are rolled, a quarter of the shards at a time."""
+"""Step 2: each supervised Shard's claim (with a volumeClaimTemplate), Service and Pod
+are made or restored; pods of an outdated template are replaced within the update
+strategy's budget (:mod:`..rollout`); the ShardSet's PodDisruptionBudget follows it."""
 
 from __future__ import annotations
 
@@ -7,20 +8,22 @@ import asyncio
 from functools import partial
 from typing import Any
 
-from .. import render
+from .. import budget, render, volumes
 from ..cache import ShardSetView, ShardView
 from ..constants import ANNOTATION_TEMPLATE_HASH
 from ..decisions import Pass, ShardOutcome, metadata_patch, pods_to_roll, service_patch
+from ..spec import ShardSetSpec
 from ..writes import CONFLICT_IGNORE, Writes
 
 
 async def ensure(writes: Writes, namespace: str, owner: ShardSetView, shards: list[ShardView],
                  run: Pass) -> None:
-    template = owner.spec.template
-    await writes.bounded(partial(_ensure_one, writes, namespace, s, template, run)
+    run.claims = owner.spec.volume_claim_template is not None
+    await writes.bounded(partial(_ensure_one, writes, namespace, s, owner.spec, run)
                          for s in shards if s.key is not None)
+    await _ensure_budget(writes, namespace, owner, run)
     outdated = [name for name, o in run.outcomes.items() if o.outdated]
-    if not outdated:
+    if not outdated or run.problems:  # an invalid generation rolls nothing
         return
     # A template the API server refuses must never take down running Pods: ask first.
     replacement = run.outcomes[outdated[0]].replacement
@@ -32,16 +35,74 @@ async def ensure(writes: Writes, namespace: str, owner: ShardSetView, shards: li
         return
     await writes.bounded(
         partial(writes.delete, "Pod", namespace, run.outcomes[n].pod, run.errors)
-        for n in pods_to_roll(run.outcomes))
+        for n in pods_to_roll(run.outcomes, run.strategy))
 
 
-async def _ensure_one(writes: Writes, namespace: str, shard: ShardView,
-                      template: dict[str, Any] | None, run: Pass) -> None:
-    """The Service and the Pod of one Shard, made or restored side by side."""
+async def _ensure_budget(writes: Writes, namespace: str, owner: ShardSetView, run: Pass
+                         ) -> None:
+    """The ShardSet's PodDisruptionBudget, made or brought back to the strategy."""
+    body = {"metadata": {**owner.body["metadata"]},
+            "spec": {"nodeId": owner.node_id}}
+    desired = budget.pod_disruption_budget(body, run.strategy)
+    name = desired["metadata"]["name"]
+    current = writes.cache.get("PodDisruptionBudget", namespace, name)
+    if current is None:
+        await writes.create(desired, run.errors, conflict=CONFLICT_IGNORE)
+    elif not current.deleting:
+        patch = budget.budget_patch({"spec": current.spec}, desired)
+        if patch:
+            await writes.patch("PodDisruptionBudget", namespace, name, patch, run.errors)
+
+
+async def _ensure_one(writes: Writes, namespace: str, shard: ShardView, spec: ShardSetSpec,
+                      run: Pass) -> None:
+    """The claim, then the Service and the Pod of one Shard, made or restored."""
     outcome = run.outcomes.setdefault(shard.name, ShardOutcome())
     full = {"metadata": {**shard.body["metadata"]}, "spec": shard.body["spec"]}
-    await asyncio.gather(_service(writes, namespace, shard, full, run, outcome),
-                         _pod(writes, namespace, shard, full, template, run, outcome))
+    usable = True
+    if spec.volume_claim_template is not None:
+        usable = await _claim(writes, namespace, shard, full, spec, run, outcome)
+    await asyncio.gather(
+        _service(writes, namespace, shard, full, run, outcome),
+        _pod(writes, namespace, shard, full, spec.template, run, outcome,
+             claim=spec.volume_claim_template is not None, may_create=usable))
+
+
+async def _claim(writes: Writes, namespace: str, shard: ShardView, full: dict[str, Any],
+                 spec: ShardSetSpec, run: Pass, outcome: ShardOutcome) -> bool:
+    """The Shard's claim, made, taken up again or grown; False when its pod must not be
+    made (the claim of that name is someone else's, or being deleted)."""
+    desired = volumes.desired_claim(full, spec.claims())
+    assert desired is not None
+    name = desired["metadata"]["name"]
+    claim = writes.cache.get("PersistentVolumeClaim", namespace, name)
+    if claim is None:
+        claim = await _create(writes, desired, run, outcome)
+    elif claim.deleting:
+        outcome.error = f"its PersistentVolumeClaim {name} is being deleted"
+        run.claim_problems.append(f"claim {name} is being deleted; its shard waits")
+        return False
+    elif not volumes.adoptable(claim.as_object(), shard.name):
+        outcome.error = (f"a PersistentVolumeClaim {name} exists that this operator did not "
+                         "make for this shard; it is not used")
+        run.claim_problems.append(outcome.error)
+        return False
+    else:
+        change = volumes.claim_change(claim.as_object(), desired, shard.uid)
+        if change.problem:
+            run.claim_problems.append(change.problem)
+        if change.patch:
+            refused: list[str] = []
+            patched = await writes.patch("PersistentVolumeClaim", namespace, name,
+                                         change.patch, refused)
+            # Refused where the StorageClass cannot expand: said in the status, not
+            # retried as a failure (the next pass tries again).
+            run.claim_problems.extend(f"claim {name} cannot be changed: {r}" for r in refused)
+            claim = patched or claim
+        if claim.resize_problem:
+            run.claim_problems.append(f"claim {name}: {claim.resize_problem}")
+    outcome.claim = claim
+    return True
 
 
 async def _create(writes: Writes, body: dict[str, Any], run: Pass, outcome: ShardOutcome
@@ -69,11 +130,14 @@ async def _service(writes: Writes, namespace: str, shard: ShardView, full: dict[
 
 
 async def _pod(writes: Writes, namespace: str, shard: ShardView, full: dict[str, Any],
-               template: dict[str, Any] | None, run: Pass, outcome: ShardOutcome) -> None:
+               template: dict[str, Any] | None, run: Pass, outcome: ShardOutcome, *,
+               claim: bool, may_create: bool) -> None:
     assert shard.key is not None
-    desired = render.pod(full, shard.key, template)
+    desired = render.pod(full, shard.key, template, claim=claim)
     pod = writes.cache.get("Pod", namespace, shard.name)
-    if pod is None:
+    if pod is None and not may_create:
+        pass
+    elif pod is None:
         pod = await _create(writes, desired, run, outcome)
         outcome.pod_event_due = not outcome.error
     elif not pod.deleting:
