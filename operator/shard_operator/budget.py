@@ -1,6 +1,12 @@
 """The PodDisruptionBudget of a ShardSet's shard pods: a drain evicts no more shards at
 once than a rollout may replace (``updateStrategy.rollingUpdate.maxUnavailable``), and a
-broken shard never blocks a drain (``unhealthyPodEvictionPolicy: AlwaysAllow``). Pure."""
+broken shard never blocks a drain (``unhealthyPodEvictionPolicy: AlwaysAllow``). Pure.
+
+The budget says it as ``minAvailable: <desired - maxUnavailable>``, an integer the
+operator keeps up to date as shards come and go. ``maxUnavailable`` (or a percentage)
+would need the pods' controller to have a scale subresource: the disruption controller
+reads the expected count from it, and a Shard has none, so such a budget would allow no
+eviction at all."""
 
 from __future__ import annotations
 
@@ -26,7 +32,7 @@ def shard_pod_selector(node_id: str) -> dict[str, str]:
     return {LABEL_MANAGED_BY: MANAGER, LABEL_NAME: "shard", LABEL_NODE_ID: node_id}
 
 
-def pod_disruption_budget(shardset: dict[str, Any], strategy: UpdateStrategy
+def pod_disruption_budget(shardset: dict[str, Any], strategy: UpdateStrategy, desired: int
                           ) -> dict[str, Any]:
     meta = shardset["metadata"]
     node_id = shardset["spec"]["nodeId"]
@@ -40,7 +46,7 @@ def pod_disruption_budget(shardset: dict[str, Any], strategy: UpdateStrategy
                                  "name": meta["name"], "uid": meta["uid"],
                                  "controller": True}],
         },
-        "spec": {"maxUnavailable": strategy.max_unavailable,
+        "spec": {"minAvailable": max(0, desired - strategy.budget(max(desired, 1))),
                  "selector": {"matchLabels": shard_pod_selector(node_id)},
                  "unhealthyPodEvictionPolicy": "AlwaysAllow"},
     }

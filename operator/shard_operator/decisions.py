@@ -378,6 +378,7 @@ def shardset_status(owner: ShardSetView, shards: list[ShardView], run: Pass, now
                         reverse=True)
     degraded = degraded_reasons(run, pods, now)
     rollout = rollout_status(run)
+    rolling = not rollout.complete and not run.problems  # an invalid generation rolls nothing
     converged = (registered == desired and ready == desired and not degraded
                  and rollout.complete)
     if converged:
@@ -386,11 +387,11 @@ def shardset_status(owner: ShardSetView, shards: list[ShardView], run: Pass, now
                                           generation)
         progressing = conditions.condition(TYPE_PROGRESSING, False, CONVERGED,
                                            "every shard is ready and registered", generation)
-    elif degraded and not (registered < desired or ready < desired) and rollout.complete:
+    elif degraded and not (registered < desired or ready < desired) and not rolling:
         reason, message = degraded[0]
         ready_cond = conditions.condition(TYPE_READY, False, reason, message, generation)
         progressing = conditions.condition(TYPE_PROGRESSING, False, reason, message, generation)
-    elif not rollout.complete:
+    elif rolling:
         message = (f"rolling out the current template: {rollout.updated}/{desired} shards "
                    f"updated, {rollout.updated_ready} of them ready; {ready}/{desired} ready")
         reason = degraded[0][0] if degraded else ROLLING_UPDATE

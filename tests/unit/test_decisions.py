@@ -320,3 +320,13 @@ def test_shardset_status_during_a_rollout_is_not_converged() -> None:
     # OnDelete: an outdated pod is left alone, and the ShardSet converges
     run.strategy = UpdateStrategy(type="OnDelete")
     assert conds(shardset(run, TWO))["Ready"] == ("True", "AllShardsReady")
+
+
+def test_an_invalid_generation_over_outdated_pods_is_not_a_rollout() -> None:
+    run = pass_with(TWO, ready=2, registered=2, problems=["spec.x: bad"])
+    run.outcomes[TWO[1].name].outdated = True
+    status = shardset(run, TWO)
+    assert conds(status)["Ready"] == ("False", "InvalidSchema")
+    assert conds(status)["Progressing"] == ("False", "InvalidSchema")
+    ready = next(c for c in status["conditions"] if c["type"] == "Ready")
+    assert "spec.x: bad" in ready["message"]

@@ -43,7 +43,7 @@ async def _ensure_budget(writes: Writes, namespace: str, owner: ShardSetView, ru
     """The ShardSet's PodDisruptionBudget, made or brought back to the strategy."""
     body = {"metadata": {**owner.body["metadata"]},
             "spec": {"nodeId": owner.node_id}}
-    desired = budget.pod_disruption_budget(body, run.strategy)
+    desired = budget.pod_disruption_budget(body, run.strategy, len(run.outcomes))
     name = desired["metadata"]["name"]
     current = writes.cache.get("PodDisruptionBudget", namespace, name)
     if current is None:
