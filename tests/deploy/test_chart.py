@@ -155,11 +155,13 @@ def test_operator_network_policy() -> None:
     (policy,) = [o for o in render(
         "--set", "networkPolicy.enabled=true",
         "--set-json", 'networkPolicy.metricsFrom=[{"namespaceSelector":{"matchLabels":'
-                      '{"kubernetes.io/metadata.name":"monitoring"}}}]') if o["kind"] == "NetworkPolicy"]
+                      '{"kubernetes.io/metadata.name":"monitoring"}}}]')
+        if o["kind"] == "NetworkPolicy"]
     assert policy["spec"]["ingress"][0]["from"] == [{"namespaceSelector": {"matchLabels": {
         "kubernetes.io/metadata.name": "monitoring"}}}]
     (closed,) = [o for o in render("--set", "networkPolicy.enabled=true",
-                                   "--set", "metrics.enabled=false") if o["kind"] == "NetworkPolicy"]
+                                   "--set", "metrics.enabled=false")
+                 if o["kind"] == "NetworkPolicy"]
     assert closed["spec"]["ingress"] == []
 
 

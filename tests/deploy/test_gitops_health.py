@@ -6,10 +6,14 @@ tests/fixtures/shardset-status/. Live objects are checked in tests/operator."""
 from __future__ import annotations
 
 import copy
+import json
 import re
+import subprocess
+import time
 
 import pytest
 
+from localcluster import LocalCluster
 from tests.testtools import (
     ARGOCD_HEALTH,
     LUA_INTERPRETERS,
@@ -17,7 +21,9 @@ from tests.testtools import (
     argocd_health,
     fixtures,
     kstatus,
+    kstatus_live,
     lua_literal,
+    testtools_dir,
 )
 
 FIXTURES = fixtures()
@@ -100,7 +106,7 @@ def test_kstatus_reads_lists_and_argocd_agrees() -> None:
     # Where they differ, and why (docs/install.md): kstatus calls an object with no
     # status at all Current, and does not know this CRD's Degraded condition.
     differ = {"no-status-yet", "degraded-crashloop"}
-    for (case, fixture), result in zip(FIXTURES.items(), results):
+    for (case, fixture), result in zip(FIXTURES.items(), results, strict=True):
         agrees = same[result["status"]] == fixture["expect"]["argocd"]
         assert agrees == (case not in differ), case
 
@@ -118,3 +124,48 @@ def test_docs_carry_the_script_verbatim() -> None:
     assert block, "the argocd-cm snippet is missing from docs/install.md"
     lines = [line[6:] if line.strip() else "" for line in block.group(1).splitlines()]
     assert "\n".join(lines).strip() == ARGOCD_HEALTH.read_text().strip()
+
+
+def test_kstatus_live_list_and_watch(private: LocalCluster) -> None:
+    """The tool on live objects: a list, then every status write seen through a watch
+    (what the live ShardSet tests use), on a ShardSet whose status this test writes."""
+    private.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"))
+    private.kubectl("wait", "--for=condition=Established", "--timeout=60s",
+                    "crd/shardsets.shards.anoma.net")
+    private.kubectl("create", "namespace", "ks", check=False)
+    body = {k: v for k, v in CURRENT.items() if k != "status"}
+    body["metadata"] = {"name": "live", "namespace": "ks"}
+    private.kubectl("apply", "-f", "-", input=json.dumps(body))
+    resource = "shardsets.v1alpha1.shards.anoma.net"
+    watcher = subprocess.Popen(
+        [str(testtools_dir() / "kstatus"), f"--kubeconfig={private.kubeconfig}",
+         f"--resource={resource}", "-n=ks", "--watch", "--timeout=60s", "live"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(2)  # the watch is open (its first line is the LIST below)
+        status = copy.deepcopy(CURRENT["status"])
+        status["observedGeneration"] = 1
+        status["conditions"][1].update(status="True", reason="RollingOut", message="1 of 3")
+        status["conditions"][0].update(status="False", reason="RollingOut", message="1 of 3")
+        private.kubectl("patch", "shardset", "live", "-n", "ks", "--subresource=status",
+                        "--type=merge", "-p", json.dumps({"status": status}))
+        status["conditions"][1].update(status="False", reason="Converged", message="")
+        status["conditions"][0].update(status="True", reason="AllShardsReady", message="3 of 3")
+        private.kubectl("patch", "shardset", "live", "-n", "ks", "--subresource=status",
+                        "--type=merge", "-p", json.dumps({"status": status}))
+        deadline = time.monotonic() + 30
+        lines: list[dict] = []
+        assert watcher.stdout is not None
+        while time.monotonic() < deadline and len(lines) < 3:
+            line = watcher.stdout.readline()
+            if line:
+                lines.append(json.loads(line))
+    finally:
+        watcher.terminate()
+        watcher.wait(timeout=10)
+    assert [(x["event"], x["status"]) for x in lines] == [
+        ("LIST", "Current"), ("MODIFIED", "InProgress"), ("MODIFIED", "Current")], lines
+    assert lines[1]["message"] == "1 of 3"
+    (listed,) = kstatus_live(private.kubeconfig, resource, "ks")
+    assert listed["name"] == "live" and listed["status"] == "Current"
+    assert listed["observedGeneration"] == listed["generation"] == 1

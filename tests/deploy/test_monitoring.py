@@ -19,7 +19,7 @@ from localcluster import LocalCluster
 from tests.conftest import wait_for
 from tests.deploy.conftest import CHART, Operator, docs, helm
 from tests.server.conftest import ServerProcess
-from tests.testtools import promtool, prometheus_operator_crds
+from tests.testtools import prometheus_operator_crds, promtool
 
 RULES = CHART / "files" / "monitoring" / "rules.yaml"
 DASHBOARD = CHART / "files" / "monitoring" / "dashboard.json"
@@ -76,7 +76,8 @@ def dashboard_expressions() -> list[str]:
 
 def test_metric_name_extraction() -> None:
     assert metric_names('sum by (le, kind) (rate(a_b_bucket{x=~"y|z"}[5m])) > 0 or on (ns) '
-                        'c_total{s="True"} == 1 unless absent(up)') == {"a_b_bucket", "c_total", "up"}
+                        'c_total{s="True"} == 1 unless absent(up)') == {
+        "a_b_bucket", "c_total", "up"}
 
 
 def test_promtool_check_rules(tmp_path: Path) -> None:
