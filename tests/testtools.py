@@ -22,7 +22,7 @@ LUA_INTERPRETERS = ("lua5.1", "lua5.4")
 
 
 @functools.cache
-def testtools_dir() -> Path:
+def built_testtools() -> Path:
     """cluster/build-testtools.sh's cache directory (built on first use)."""
     override = os.environ.get("SHARD_OPERATOR_TESTTOOLS_DIR")
     if override:
@@ -39,7 +39,7 @@ def testtools_dir() -> Path:
 def kstatus(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """kstatus's result for each object (JSON on the tool's stdin), in order."""
     stream = "\n".join(json.dumps(o) for o in objects)
-    result = subprocess.run([str(testtools_dir() / "kstatus")], input=stream,
+    result = subprocess.run([str(built_testtools() / "kstatus")], input=stream,
                             capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0, f"kstatus failed: {result.stderr}"
     return [json.loads(line) for line in result.stdout.splitlines()]
@@ -49,7 +49,7 @@ def kstatus_live(kubeconfig: Path, resource: str, namespace: str = "", *names: s
                  watch_seconds: float | None = None) -> list[dict[str, Any]]:
     """kstatus's result for live objects: a list, or with ``watch_seconds`` the list and
     then every watch event until that time has passed."""
-    args = [str(testtools_dir() / "kstatus"), f"--kubeconfig={kubeconfig}",
+    args = [str(built_testtools() / "kstatus"), f"--kubeconfig={kubeconfig}",
             f"--resource={resource}", f"-n={namespace}"]
     if watch_seconds is not None:
         args += ["--watch", f"--timeout={watch_seconds}s"]
@@ -60,13 +60,13 @@ def kstatus_live(kubeconfig: Path, resource: str, namespace: str = "", *names: s
 
 
 def promtool(*args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(testtools_dir() / "promtool"), *args], input=input,
+    return subprocess.run([str(built_testtools() / "promtool"), *args], input=input,
                           capture_output=True, text=True, timeout=120, check=False)
 
 
 def prometheus_operator_crds() -> list[Path]:
-    crds = sorted((testtools_dir() / "crds").glob("monitoring.coreos.com_*.yaml"))
-    assert len(crds) == 3, f"Prometheus Operator CRDs missing in {testtools_dir()}"
+    crds = sorted((built_testtools() / "crds").glob("monitoring.coreos.com_*.yaml"))
+    assert len(crds) == 3, f"Prometheus Operator CRDs missing in {built_testtools()}"
     return crds
 
 

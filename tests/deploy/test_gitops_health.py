@@ -19,11 +19,11 @@ from tests.testtools import (
     LUA_INTERPRETERS,
     REPO,
     argocd_health,
+    built_testtools,
     fixtures,
     kstatus,
     kstatus_live,
     lua_literal,
-    testtools_dir,
 )
 
 FIXTURES = fixtures()
@@ -138,11 +138,15 @@ def test_kstatus_live_list_and_watch(private: LocalCluster) -> None:
     private.kubectl("apply", "-f", "-", input=json.dumps(body))
     resource = "shardsets.v1alpha1.shards.anoma.net"
     watcher = subprocess.Popen(
-        [str(testtools_dir() / "kstatus"), f"--kubeconfig={private.kubeconfig}",
+        [str(built_testtools() / "kstatus"), f"--kubeconfig={private.kubeconfig}",
          f"--resource={resource}", "-n=ks", "--watch", "--timeout=60s", "live"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines: list[dict] = []
     try:
-        time.sleep(2)  # the watch is open (its first line is the LIST below)
+        # The LIST line first: the watch then starts from that list's resourceVersion,
+        # so no later write can be missed.
+        assert watcher.stdout is not None
+        lines.append(json.loads(watcher.stdout.readline()))
         status = copy.deepcopy(CURRENT["status"])
         status["observedGeneration"] = 1
         status["conditions"][1].update(status="True", reason="RollingOut", message="1 of 3")
@@ -154,8 +158,6 @@ def test_kstatus_live_list_and_watch(private: LocalCluster) -> None:
         private.kubectl("patch", "shardset", "live", "-n", "ks", "--subresource=status",
                         "--type=merge", "-p", json.dumps({"status": status}))
         deadline = time.monotonic() + 30
-        lines: list[dict] = []
-        assert watcher.stdout is not None
         while time.monotonic() < deadline and len(lines) < 3:
             line = watcher.stdout.readline()
             if line:

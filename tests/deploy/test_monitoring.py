@@ -191,11 +191,18 @@ def test_every_metric_used_is_exported(private: LocalCluster, tmp_path: Path) ->
             "metadata": {"name": "mon"},
             "spec": {"nodeId": "mon", "schema": [{"key": ["a"]}, {"key": ["b"]}]}}))
         url = f"http://127.0.0.1:{operator.metrics_port}/metrics"
-        wait_for(lambda: operator.metric("shard_operator_shards", namespace="mon",
-                                         shardset="mon", state="desired") == 2,
+
+        def metric(name: str, **labels: str) -> float:
+            try:
+                return operator.metric(name, **labels)
+            except OSError:  # the metrics port is not open yet
+                return -1.0
+
+        wait_for(lambda: metric("shard_operator_shards", namespace="mon", shardset="mon",
+                                state="desired") == 2,
                  timeout=120, what="the operator's first pass")
-        wait_for(lambda: operator.metric("shard_operator_shardset_condition", namespace="mon",
-                                         shardset="mon", type="Ready", status="True") == 1,
+        wait_for(lambda: metric("shard_operator_shardset_condition", namespace="mon",
+                                shardset="mon", type="Ready", status="True") == 1,
                  timeout=120, what="Ready=True exported")
         names = sample_names(url)
         server.start()
