@@ -23,6 +23,8 @@ restarts over its shards. The chart's alerts and dashboard use them (docs/monito
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import Counter, Gauge, Histogram
 
 RECONCILES = Counter("shard_operator_reconciles_total", "Reconciles of one node id",
