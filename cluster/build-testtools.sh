@@ -27,7 +27,7 @@ if [ -f "$out/.complete" ]; then
   exit 0
 fi
 
-command -v go >/dev/null || { echo "test tools: 'go' is not on PATH; install Go >= 1.26" >&2; exit 1; }
+command -v go >/dev/null || { echo "test tools: 'go' is not on PATH; install Go >= 1.26.7" >&2; exit 1; }
 mkdir -p "$out"
 prom_version="$(awk '$1 == "github.com/prometheus/prometheus" { print $2; exit }' "$mod/go.mod")"
 cliutils_version="$(awk '$1 == "sigs.k8s.io/cli-utils" { print $2; exit }' "$mod/go.mod")"
