@@ -10,7 +10,7 @@ NAMESPACE ?= shard-demo
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: help venv tools images node-deps cluster-up cluster-down cluster-status lint test test-unit demo demo-down \
+.PHONY: help venv tools testtools test-deps images node-deps cluster-up cluster-down cluster-status lint test test-unit demo demo-down \
         operator-run bench reliability clean manifests helm-lint test-deploy
 
 help: ## List the targets
@@ -36,6 +36,12 @@ images: venv ## Build shard-server, shard-operator and pause images into .images
 node-deps: ## Install the real node's Debian packages (containerd, runc, CNI, image tools)
 	@bash hack/node-deps.sh
 
+test-deps: ## Install the Debian packages tests need beyond node-deps (Lua for the Argo CD check)
+	@bash hack/test-deps.sh
+
+testtools: ## Build (or check the cache of) kstatus, promtool and the Prometheus Operator CRDs
+	@bash cluster/build-testtools.sh >/dev/null
+
 cluster-up: venv node-deps images ## Start the local control plane and the real node (no-op if it runs)
 	$(BIN)/localcluster up
 
@@ -52,7 +58,7 @@ lint: venv ## ruff over the code and tests, then mypy over the package and local
 test-unit: venv ## Fast tests that need no cluster
 	$(BIN)/pytest -m "not cluster" $(PYTEST_ARGS)
 
-test: venv lint cluster-up ## The whole suite, on the local control plane (fault suite: make reliability)
+test: venv lint test-deps cluster-up ## The whole suite, on the local control plane (fault suite: make reliability)
 	KUBECONFIG=$(KUBECONFIG_LOCAL) $(BIN)/pytest -m "not reliability and not slow" $(PYTEST_ARGS)
 
 RELIABILITY_REPORT ?= /tmp/shard-operator-reliability.jsonl
@@ -80,7 +86,7 @@ helm-lint: tools ## helm lint --strict, in both modes
 	$(HELM) lint --strict helm/shard-operator
 	$(HELM) lint --strict helm/shard-operator --set 'watchNamespaces={shard-demo}'
 
-test-deploy: venv cluster-up ## Helm, kustomize, RBAC, PSA and HA tests (private clusters)
+test-deploy: venv test-deps cluster-up ## Helm, kustomize, RBAC, PSA and HA tests (private clusters)
 	KUBECONFIG=$(KUBECONFIG_LOCAL) $(BIN)/pytest tests/deploy -m deploy $(PYTEST_ARGS)
 
 bench: venv tools ## Benchmarks on a private cluster (docs/performance.md); BENCH_ARGS=--quick

@@ -15,10 +15,15 @@ Two levels, both "per kind":
   delete.
 
 ``shard_operator_shards{namespace,shardset,state}`` gives desired, registered and
-ready shards per ShardSet.
+ready shards per ShardSet; ``shard_operator_shardset_condition{namespace,shardset,type,
+status}`` its conditions as last computed (1 for the condition's status, 0 for the other
+two, as kube-state-metrics does), and ``shard_operator_shardset_restarts`` the container
+restarts over its shards. The chart's alerts and dashboard use them (docs/monitoring.md).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -39,6 +44,22 @@ API_SECONDS = Histogram("shard_operator_api_request_duration_seconds",
                         buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10))
 SHARDS = Gauge("shard_operator_shards", "Shards per ShardSet by state",
                ["namespace", "shardset", "state"])
+SHARDSET_CONDITION = Gauge("shard_operator_shardset_condition",
+                           "A ShardSet's conditions: 1 for its status, 0 for the others",
+                           ["namespace", "shardset", "type", "status"])
+SHARDSET_RESTARTS = Gauge("shard_operator_shardset_restarts",
+                          "Container restarts over the shards of a ShardSet",
+                          ["namespace", "shardset"])
+CONDITION_STATUSES = ("True", "False", "Unknown")
+
+
+def record_status(namespace: str, shardset: str, status: dict[str, Any]) -> None:
+    """Export the conditions and restarts of a ShardSet status the controller computed."""
+    for cond in status.get("conditions") or []:
+        for value in CONDITION_STATUSES:
+            SHARDSET_CONDITION.labels(namespace, shardset, cond["type"], value).set(
+                1 if cond.get("status") == value else 0)
+    SHARDSET_RESTARTS.labels(namespace, shardset).set(status.get("restarts", 0))
 
 
 def observe_request(kind: str, verb: str, code: str, seconds: float) -> None:

@@ -28,6 +28,10 @@ from .missing import MISSING
 from .spec import ShardSetSpec
 from .volumes import with_claim
 
+# The shard server image of the default pod template: `shard-operator run --shard-image`
+# (SHARD_OPERATOR_SHARD_IMAGE) sets it; a ShardSet's spec.template overrides it.
+shard_image = DEFAULT_IMAGE
+
 
 def owner_reference(body: dict[str, Any], kind: str, api_version: str = API_VERSION
                     ) -> dict[str, Any]:
@@ -65,7 +69,7 @@ def default_pod_spec() -> dict[str, Any]:
         },
         "containers": [{
             "name": "shard",
-            "image": DEFAULT_IMAGE,
+            "image": shard_image,
             "ports": [{"name": "shard", "containerPort": SHARD_PORT}],
             "readinessProbe": {"httpGet": {"path": "/readyz", "port": SHARD_PORT},
                                "periodSeconds": 5},

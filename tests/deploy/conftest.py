@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from localcluster import LocalCluster
-from localcluster.tools import ensure_tools
+from localcluster.tools import ensure_tools, versions
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "helm" / "shard-operator"
@@ -44,6 +44,14 @@ def helm_binary() -> Path:
 
 
 @functools.cache
+def kube_version() -> str:
+    """The Kubernetes version of the local control plane's binaries (e.g. v1.33.13)."""
+    version = versions(helm_binary().parent).get("kubernetes", "")
+    assert version, "the tools' build stamp names no Kubernetes version"
+    return version
+
+
+@functools.cache
 def helm_home() -> Path:
     return Path(tempfile.mkdtemp(prefix="shard-operator-helm-"))
 
@@ -55,6 +63,10 @@ def helm(*args: str, kubeconfig: Path | None = None, check: bool = True
            "HELM_CONFIG_HOME": str(home / "config"), "HELM_DATA_HOME": str(home / "data")}
     if kubeconfig is not None:
         env["KUBECONFIG"] = str(kubeconfig)
+    if args and args[0] == "template" and not any(a.startswith("--kube-version") for a in args):
+        # helm template assumes Kubernetes 1.20 without a cluster; the chart's kubeVersion
+        # (>=1.29) refuses that. Render for the local control plane's version.
+        args = (*args, f"--kube-version={kube_version()}")
     result = subprocess.run([str(helm_binary()), *args], capture_output=True, text=True,
                             env=env, timeout=180)
     if check and result.returncode != 0:

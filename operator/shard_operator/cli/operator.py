@@ -10,6 +10,8 @@ import time
 
 import click
 
+from ..constants import DEFAULT_IMAGE
+
 PRIORITY_BASE = 2**43  # milliseconds since the epoch: year 2248
 
 
@@ -82,19 +84,22 @@ def main() -> None:
 @click.option("--metrics-port", default=0, type=int,
               help="Serve Prometheus metrics on METRICS_HOST:PORT (0: off).")
 @click.option("--metrics-host", default="127.0.0.1", show_default=True)
+@click.option("--shard-image", default=None, envvar="SHARD_OPERATOR_SHARD_IMAGE",
+              help="Shard server image of the default pod template (a ShardSet's "
+                   "spec.template overrides it). Default: " + DEFAULT_IMAGE)
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text",
               envvar="SHARD_OPERATOR_LOG_FORMAT", show_default=True)
 @click.option("--verbose", "-v", is_flag=True)
 def run(namespaces: tuple[str, ...], all_namespaces: bool, peering: str | None,
         priority: str, peering_lifetime: int, liveness: str, metrics_port: int,
-        metrics_host: str, log_format: str, verbose: bool) -> None:
+        metrics_host: str, shard_image: str | None, log_format: str, verbose: bool) -> None:
     """Run the operator until interrupted (honours KUBECONFIG)."""
     from ..memprofile import install_from_env
 
     install_from_env()  # SHARD_OPERATOR_TRACEMALLOC=PATH: memory reports (off by default)
     import kopf
 
-    from .. import handlers, memory  # handlers registers the kopf handlers
+    from .. import handlers, memory, render  # handlers registers the kopf handlers
     from ..logs import configure_logging
 
     configure_logging(log_format, logging.DEBUG if verbose else logging.INFO)
@@ -105,6 +110,8 @@ def run(namespaces: tuple[str, ...], all_namespaces: bool, peering: str | None,
     prio = parse_priority(priority)
     memory.apply()  # smaller TLS buffers, fixed malloc thresholds: see memory.py
     handlers.Runtime.namespaces = None if all_namespaces else list(namespaces)
+    if shard_image:
+        render.shard_image = shard_image
     if metrics_port:
         from prometheus_client import start_http_server
 
@@ -116,9 +123,9 @@ def run(namespaces: tuple[str, ...], all_namespaces: bool, peering: str | None,
         # Namespaces and CRDs cluster-wide, so a namespaced install needs no cluster role.
         settings.scanning.disabled = True
     logging.getLogger("shard_operator").info(
-        "starting: %s, peering %s (priority %d, lifetime %d s)",
+        "starting: %s, peering %s (priority %d, lifetime %d s), shard image %s",
         "all namespaces" if all_namespaces else "namespaces " + ", ".join(namespaces),
-        peering or "off", prio, peering_lifetime)
+        peering or "off", prio, peering_lifetime, render.shard_image)
     async def operate() -> None:
         if peering:
             await ensure_peering(peering, list(namespaces), all_namespaces)

@@ -59,6 +59,7 @@ async def write_owner(writes: Writes, namespace: str, owner: ShardSetView,
     metrics.SHARDS.labels(namespace, owner.name, "registered").set(
         status["registeredShards"])
     metrics.SHARDS.labels(namespace, owner.name, "ready").set(status["readyShards"])
+    metrics.record_status(namespace, owner.name, status)
     if not status_differs(owner.status, status):
         return
     previous = owner.status.get("conditions")
