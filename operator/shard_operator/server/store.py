@@ -234,11 +234,18 @@ class GroupCommitter:
     """Makes versions of the state durable, batching whatever accumulates meanwhile.
 
     :meth:`record` is called on the event loop with each accepted change, in version
-    order. A commit appends every record not yet on disk in one write and one fsync, on
-    the event loop. When a checkpoint is due, ``snapshot()`` (called on the event loop, so
-    it sees a consistent state) gives ``(version, payload)`` and that commit writes the
-    snapshot instead, in a worker thread; stored values are never mutated, so sharing
-    them is safe.
+    order. :meth:`wait_durable` first yields once to the event loop, so that every request
+    already read from the sockets records its change too; then the first waiter that finds
+    its version not yet durable commits inline: one write and one ``fdatasync`` of every
+    record not yet on disk, on the event loop, with no task, no future and no further
+    wake-up (the other waiters of that batch resume in the same loop iteration and find
+    their version durable). Requests arriving during the ``fdatasync`` queue in the kernel
+    and share the next commit.
+
+    When a checkpoint is due, ``snapshot()`` (called on the event loop, so it sees a
+    consistent state) gives ``(version, payload)`` and the snapshot is written instead, in
+    a worker thread; waiters meanwhile await that one commit. Stored values are never
+    mutated, so sharing them with the thread is safe.
     """
 
     def __init__(
@@ -254,8 +261,7 @@ class GroupCommitter:
         self._recorded = durable_version
         self._pending: list[bytes] = []
         self._on_commit = on_commit
-        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
-        self._task: asyncio.Task[None] | None = None
+        self._checkpointing: asyncio.Future[None] | None = None
         self.failure: BaseException | None = None
         self.checkpoints = 0
 
@@ -272,68 +278,73 @@ class GroupCommitter:
         """Return once ``version`` is on disk; :class:`PersistenceFailed` if it cannot be."""
         if version <= self._durable:
             return
-        if self.failure is not None:
-            raise PersistenceFailed(str(self.failure)) from self.failure
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append((version, future))
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._run(), name="shard-group-commit")
-        # shield: a cancelled request (client gone) must not cancel the shared commit
-        await asyncio.shield(future)
+        if self.failure is None:
+            # one pass of the event loop: requests that are ready record their changes
+            # first, and one commit covers them all
+            await asyncio.sleep(0)
+        while version > self._durable:
+            if self.failure is not None:
+                raise PersistenceFailed(str(self.failure)) from self.failure
+            if self._checkpointing is None:
+                self._commit()
+            else:
+                # shield: a cancelled request (client gone) must not cancel the checkpoint
+                await asyncio.shield(self._checkpointing)
 
     async def close(self, checkpoint: bool = False) -> None:
         """Wait for the commit in progress, if any; then, if asked and the state is
         healthy, write a snapshot so that the next start has no journal to replay."""
-        if self._task is not None:
-            await asyncio.gather(self._task, return_exceptions=True)
+        while self._checkpointing is not None:
+            await asyncio.gather(self._checkpointing, return_exceptions=True)
         if checkpoint and self.failure is None and (self._store.journal_bytes or self._pending):
-            self._durable, _ = await self._checkpoint()
+            self._checkpointing = asyncio.ensure_future(self._checkpoint())
+            await self._checkpointing
+            if self.failure is not None:
+                raise PersistenceFailed(str(self.failure)) from self.failure
 
-    async def _checkpoint(self) -> tuple[int, int]:
+    def _commit(self) -> None:
+        """Append every pending record and fsync, inline; or start a checkpoint."""
+        if not self._pending:  # cannot happen: every version above the durable one is pending
+            raise RuntimeError(f"version {self._recorded} is recorded but has no record")
+        if self._store.checkpoint_due():
+            self._checkpointing = asyncio.ensure_future(self._checkpoint())
+            return
+        started = time.perf_counter()
+        lines, self._pending = self._pending, []
+        version = self._recorded
+        try:
+            # inline: an append of a few records and its fdatasync cost less than the hop
+            # to a worker thread and back
+            written = self._store.append(lines[0] if len(lines) == 1 else b"".join(lines))
+        except Exception as exc:
+            self._fail(exc)
+            raise PersistenceFailed(str(exc)) from exc
+        self._committed(version, written, started)
+
+    async def _checkpoint(self) -> None:
         """Write a snapshot of every recorded change (in a worker thread) and empty the
-        journal; returns the version it holds and the bytes written."""
+        journal."""
+        started = time.perf_counter()
         version, payload = self._snapshot()
         self._pending = []  # the snapshot holds every recorded change
-        written = await asyncio.to_thread(self._store.checkpoint, payload)
+        try:
+            written = await asyncio.to_thread(self._store.checkpoint, payload)
+        except BaseException as exc:
+            self._fail(exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        finally:
+            self._checkpointing = None
         self.checkpoints += 1
-        return version, written
+        self._committed(version, written, started)
 
-    async def _run(self) -> None:
-        while self._waiters and self.failure is None:
-            started = time.perf_counter()
-            try:
-                if self._store.checkpoint_due():
-                    version, written = await self._checkpoint()
-                else:
-                    lines, self._pending = self._pending, []
-                    version = self._recorded
-                    # inline: an append of a few records and its fsync cost less than
-                    # the hop to a worker thread and back; requests arriving meanwhile
-                    # queue in the kernel and share the next commit
-                    written = self._store.append(b"".join(lines))
-            except BaseException as exc:
-                self._fail(exc)
-                if not isinstance(exc, Exception):
-                    raise
-                return
-            covered, self._durable = version - self._durable, version
-            if self._on_commit is not None:
-                self._on_commit(covered, written, time.perf_counter() - started)
-            still: list[tuple[int, asyncio.Future[None]]] = []
-            for wanted, future in self._waiters:
-                if wanted <= version:
-                    if not future.done():
-                        future.set_result(None)
-                else:
-                    still.append((wanted, future))
-            self._waiters = still
-            if still:
-                await asyncio.sleep(0)  # let the changes they wait for be recorded
+    def _committed(self, version: int, written: int, started: float) -> None:
+        covered, self._durable = version - self._durable, version
+        if self._on_commit is not None:
+            self._on_commit(covered, written, time.perf_counter() - started)
 
     def _fail(self, exc: BaseException) -> None:
-        log.critical("persisting the shard state failed: %r", exc)
-        self.failure = exc
-        waiters, self._waiters = self._waiters, []
-        for _, future in waiters:
-            if not future.done():
-                future.set_exception(PersistenceFailed(str(exc)))
+        if self.failure is None:
+            log.critical("persisting the shard state failed: %r", exc)
+            self.failure = exc
