@@ -74,6 +74,16 @@ def _http_exception_response(exc: web.HTTPException, request: web.Request) -> we
     return error_response(exc.status, code, exc.text or None, headers)
 
 
+_OK: Final = json.dumps({"result": "ok"}).encode()
+_APPLIED: Final = json.dumps({"applied": True}).encode()
+_NOT_APPLIED: Final = json.dumps({"applied": False}).encode()
+
+
+def _json_body(body: bytes) -> web.Response:
+    """A 200 with a JSON body encoded beforehand (what json_response would send)."""
+    return web.Response(body=body, content_type="application/json", charset="utf-8")
+
+
 class _Handlers:
     def __init__(self, shard: Shard, metrics: ServerMetrics, max_body_bytes: int) -> None:
         self.shard = shard
@@ -81,6 +91,10 @@ class _Handlers:
         self.max_body_bytes = max_body_bytes
         self.encoding = shard.encoding
         self.openapi = json.dumps(build_openapi(shard.encoding, max_body_bytes)).encode()
+        # metric children by label values: labels() costs more than the inc() itself
+        self._requests: dict[tuple[str, str, str], Any] = {}
+        self._latency: dict[tuple[str, str], Any] = {}
+        self._operations: dict[tuple[str, str], Any] = {}
 
     # -- plumbing ------------------------------------------------------------------------
 
@@ -97,7 +111,12 @@ class _Handlers:
         return parse_body(raw, allow_empty=allow_empty)
 
     def _count(self, operation: str, outcome: str) -> None:
-        self.metrics.operations.labels(operation, outcome).inc()
+        child = self._operations.get((operation, outcome))
+        if child is None:
+            child = self._operations[operation, outcome] = self.metrics.operations.labels(
+                operation, outcome
+            )
+        child.inc()
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -112,10 +131,19 @@ class _Handlers:
             status = "499"  # the client went away
             raise
         finally:
-            self.metrics.requests.labels(route, request.method, status).inc()
-            self.metrics.latency.labels(route, request.method).observe(
-                time.perf_counter() - started
-            )
+            method = request.method
+            counter = self._requests.get((route, method, status))
+            if counter is None:
+                counter = self._requests[route, method, status] = self.metrics.requests.labels(
+                    route, method, status
+                )
+            counter.inc()
+            histogram = self._latency.get((route, method))
+            if histogram is None:
+                histogram = self._latency[route, method] = self.metrics.latency.labels(
+                    route, method
+                )
+            histogram.observe(time.perf_counter() - started)
 
     async def _dispatch(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         try:
@@ -148,7 +176,7 @@ class _Handlers:
         result = await self.shard.reserve(req.key, req.height)
         self._count("reserve", result.value)
         if result is ReserveResult.OK:
-            return web.json_response({"result": "ok"})
+            return _json_body(_OK)
         return error_response(409, result.value)
 
     async def read(self, request: web.Request) -> web.Response:
@@ -167,7 +195,7 @@ class _Handlers:
         req = parse_write_request(await self._body(request), self.encoding)
         applied = await self.shard.write(req.key, req.height, req.value)
         self._count("write", "applied" if applied else "not_applied")
-        return web.json_response({"applied": applied})
+        return _json_body(_APPLIED if applied else _NOT_APPLIED)
 
     async def unreserve(self, request: web.Request) -> web.Response:
         req = parse_cell_request(await self._body(request), self.encoding)

@@ -28,9 +28,13 @@ class JournalCorrupt(ValueError):
     """An invalid record with valid records after it: not a torn append."""
 
 
+_ENCODER = json.JSONEncoder(allow_nan=False, separators=(",", ":"))
+"""Built once: ``json.dumps`` with options would build an encoder per call."""
+
+
 def encode_record(record: dict[str, Any]) -> bytes:
     """One journal line. Raises ValueError for values JSON cannot carry (NaN, ...)."""
-    body = json.dumps(record, allow_nan=False, separators=(",", ":")).encode("utf-8")
+    body = _ENCODER.encode(record).encode("utf-8")
     return b"%08x %s\n" % (zlib.crc32(body), body)
 
 

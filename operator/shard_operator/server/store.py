@@ -35,6 +35,7 @@ import os
 import re
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -226,6 +227,15 @@ class StateStore:
         return len(data)
 
 
+def _others_ready() -> bool:
+    """Whether other callbacks are ready to run in this pass of the event loop (requests
+    that may record changes before the next poll). When none is, yielding would only
+    cost a loop pass: nothing else can record a change before it. Reads asyncio's ready
+    queue, a private attribute of its loops; a loop without one is taken to have some."""
+    ready = getattr(asyncio.get_running_loop(), "_ready", None)
+    return ready is None or len(ready) > 0
+
+
 CommitHook = Callable[[int, int, float], None]
 """Called after each commit with (changes covered, bytes written, seconds taken)."""
 
@@ -236,16 +246,20 @@ class GroupCommitter:
     :meth:`record` is called on the event loop with each accepted change, in version
     order. :meth:`wait_durable` first yields once to the event loop, so that every request
     already read from the sockets records its change too; then the first waiter that finds
-    its version not yet durable commits inline: one write and one ``fdatasync`` of every
-    record not yet on disk, on the event loop, with no task, no future and no further
-    wake-up (the other waiters of that batch resume in the same loop iteration and find
-    their version durable). Requests arriving during the ``fdatasync`` queue in the kernel
-    and share the next commit.
+    its version not yet durable starts a commit of every record not yet on disk: one
+    write and one ``fdatasync``. At most one commit runs at a time; changes recorded
+    meanwhile wait for the next one.
+
+    - Alone (no other request waits): the commit runs inline, on the event loop, with no
+      thread, task or future, and the answer goes out in the same loop iteration; a
+      thread hop would cost more than the append.
+    - Otherwise (requests in flight): the commit runs in a worker thread, so the event
+      loop goes on reading, applying and recording the next requests during the
+      ``fdatasync``; they share the next commit, which starts as soon as this one ends.
 
     When a checkpoint is due, ``snapshot()`` (called on the event loop, so it sees a
     consistent state) gives ``(version, payload)`` and the snapshot is written instead, in
-    a worker thread; waiters meanwhile await that one commit. Stored values are never
-    mutated, so sharing them with the thread is safe.
+    the worker thread. Stored values are never mutated, so sharing them is safe.
     """
 
     def __init__(
@@ -261,7 +275,9 @@ class GroupCommitter:
         self._recorded = durable_version
         self._pending: list[bytes] = []
         self._on_commit = on_commit
-        self._checkpointing: asyncio.Future[None] | None = None
+        self._running: asyncio.Future[None] | None = None  # the commit in a thread, if any
+        self._waiting = 0  # requests inside wait_durable
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="shard-commit")
         self.failure: BaseException | None = None
         self.checkpoints = 0
 
@@ -278,65 +294,75 @@ class GroupCommitter:
         """Return once ``version`` is on disk; :class:`PersistenceFailed` if it cannot be."""
         if version <= self._durable:
             return
-        if self.failure is None:
-            # one pass of the event loop: requests that are ready record their changes
-            # first, and one commit covers them all
-            await asyncio.sleep(0)
-        while version > self._durable:
-            if self.failure is not None:
-                raise PersistenceFailed(str(self.failure)) from self.failure
-            if self._checkpointing is None:
-                self._commit()
-            else:
-                # shield: a cancelled request (client gone) must not cancel the checkpoint
-                await asyncio.shield(self._checkpointing)
+        self._waiting += 1
+        try:
+            if self.failure is None and _others_ready():
+                # one pass of the event loop: requests that are ready record their changes
+                # first, and one commit covers them all
+                await asyncio.sleep(0)
+            while version > self._durable:
+                if self.failure is not None:
+                    raise PersistenceFailed(str(self.failure)) from self.failure
+                if self._running is None:
+                    if self._waiting == 1 and not self._store.checkpoint_due():
+                        self._append_inline()
+                        continue
+                    self._running = asyncio.ensure_future(self._commit_in_thread())
+                # shield: a cancelled request (client gone) must not cancel the commit
+                await asyncio.shield(self._running)
+        finally:
+            self._waiting -= 1
 
     async def close(self, checkpoint: bool = False) -> None:
         """Wait for the commit in progress, if any; then, if asked and the state is
         healthy, write a snapshot so that the next start has no journal to replay."""
-        while self._checkpointing is not None:
-            await asyncio.gather(self._checkpointing, return_exceptions=True)
+        while self._running is not None:
+            await asyncio.gather(self._running, return_exceptions=True)
         if checkpoint and self.failure is None and (self._store.journal_bytes or self._pending):
-            self._checkpointing = asyncio.ensure_future(self._checkpoint())
-            await self._checkpointing
+            self._running = asyncio.ensure_future(self._commit_in_thread(checkpoint=True))
+            await self._running
             if self.failure is not None:
                 raise PersistenceFailed(str(self.failure)) from self.failure
+        self._executor.shutdown(wait=False)
 
-    def _commit(self) -> None:
-        """Append every pending record and fsync, inline; or start a checkpoint."""
+    def _take_pending(self) -> tuple[int, bytes]:
         if not self._pending:  # cannot happen: every version above the durable one is pending
             raise RuntimeError(f"version {self._recorded} is recorded but has no record")
-        if self._store.checkpoint_due():
-            self._checkpointing = asyncio.ensure_future(self._checkpoint())
-            return
-        started = time.perf_counter()
         lines, self._pending = self._pending, []
-        version = self._recorded
+        return self._recorded, lines[0] if len(lines) == 1 else b"".join(lines)
+
+    def _append_inline(self) -> None:
+        started = time.perf_counter()
+        version, data = self._take_pending()
         try:
-            # inline: an append of a few records and its fdatasync cost less than the hop
-            # to a worker thread and back
-            written = self._store.append(lines[0] if len(lines) == 1 else b"".join(lines))
+            written = self._store.append(data)
         except Exception as exc:
             self._fail(exc)
             raise PersistenceFailed(str(exc)) from exc
         self._committed(version, written, started)
 
-    async def _checkpoint(self) -> None:
-        """Write a snapshot of every recorded change (in a worker thread) and empty the
-        journal."""
+    async def _commit_in_thread(self, checkpoint: bool = False) -> None:
+        """Append the pending records, or write a snapshot of every recorded change and
+        empty the journal, in the worker thread."""
         started = time.perf_counter()
-        version, payload = self._snapshot()
-        self._pending = []  # the snapshot holds every recorded change
+        loop = asyncio.get_running_loop()
         try:
-            written = await asyncio.to_thread(self._store.checkpoint, payload)
+            if checkpoint or self._store.checkpoint_due():
+                version, payload = self._snapshot()
+                self._pending = []  # the snapshot holds every recorded change
+                written = await loop.run_in_executor(
+                    self._executor, self._store.checkpoint, payload)
+                self.checkpoints += 1
+            else:
+                version, data = self._take_pending()
+                written = await loop.run_in_executor(self._executor, self._store.append, data)
         except BaseException as exc:
             self._fail(exc)
             if not isinstance(exc, Exception):
                 raise
             return
         finally:
-            self._checkpointing = None
-        self.checkpoints += 1
+            self._running = None
         self._committed(version, written, started)
 
     def _committed(self, version: int, written: int, started: float) -> None:
