@@ -39,6 +39,8 @@ _DECODER: Final = json.JSONDecoder(
     parse_constant=_parse_constant, parse_float=_parse_float, parse_int=_parse_int
 )
 """Built once: ``json.loads`` with hooks would build a decoder per call."""
+_SHORT_DECODER: Final = json.JSONDecoder(parse_constant=_parse_constant, parse_float=_parse_float)
+"""For text shorter than :data:`MAX_INT_DIGITS`, which cannot hold a longer integer."""
 
 
 def loads_strict(data: str | bytes) -> Any:
@@ -52,7 +54,7 @@ def loads_strict(data: str | bytes) -> Any:
         raise JSONValueError("Unexpected UTF-8 BOM (decode using utf-8-sig): line 1 column 1 "
                              "(char 0)")
     try:
-        value = _DECODER.decode(data)
+        value = (_SHORT_DECODER if len(data) <= MAX_INT_DIGITS else _DECODER).decode(data)
     except JSONValueError:
         raise
     except RecursionError:
