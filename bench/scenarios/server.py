@@ -42,6 +42,7 @@ SERVER_BIN = Path(sys.executable).parent / "shard-server"
 KEY = ["bench"]
 HAVE_SHM = os.path.isdir("/dev/shm")
 IN_FLIGHT = 32
+SLICES = 5
 
 
 class Server:
@@ -123,8 +124,8 @@ async def _post(session: aiohttp.ClientSession, url: str, body: dict[str, Any]) 
         return payload
 
 
-async def cycles(server: Server, seconds: float, start: int) -> float:
-    """Sequential reserve/write/advance-watermark/read cycles per second."""
+async def cycles(server: Server, seconds: float, start: int) -> tuple[int, float]:
+    """Sequential reserve/write/advance-watermark/read cycles: how many, in how long."""
     done, height = 0, start
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1)) as session:
         await server.ready(session)
@@ -143,13 +144,14 @@ async def cycles(server: Server, seconds: float, start: int) -> float:
                 raise RuntimeError(f"read at {height + 1} answered {answer}")
             height += 1
             done += 1
-        return done / (time.monotonic() - begin)
+        return done, time.monotonic() - begin
 
 
 async def concurrent_cycles(server: Server, seconds: float, start: int,
-                            in_flight: int = IN_FLIGHT) -> float:
-    """Cycles per second with ``in_flight`` cycles at once, at consecutive heights; a
-    cycle advances the watermark to its height only once every lower height is written."""
+                            in_flight: int = IN_FLIGHT) -> tuple[int, float]:
+    """Cycles with ``in_flight`` cycles at once, at consecutive heights (how many, in how
+    long); a cycle advances the watermark to its height only once every lower height is
+    written."""
     prefix: dict[int, asyncio.Event] = {}  # set: every height from start to h is written
     next_height, done = start, 0
     connector = aiohttp.TCPConnector(limit=in_flight)
@@ -179,7 +181,7 @@ async def concurrent_cycles(server: Server, seconds: float, start: int,
                 done += 1
 
         await asyncio.gather(*(worker() for _ in range(in_flight)))
-        return done / (time.monotonic() - begin)
+        return done, time.monotonic() - begin
 
 
 def fsync_seconds(directory: Path, appends: int = 200) -> list[float]:
@@ -279,19 +281,30 @@ async def run(workdir: Path, runs: int = 3, seconds: float = 5.0, readers: int =
     try:
         for run_index in range(runs):
             base = 1 + run_index * 10_000_000
-            # A cycle makes three changes, each acknowledged after its own fsync: with no
-            # other cost at all, the ratio could be at most the ceiling below. The disk is
-            # shared, so its fsync time is sampled right before and right after the
-            # shard server's run and pooled.
+            # The machine is shared and its load moves within seconds: each system gets
+            # SLICES slices of seconds / SLICES, taken in turn, and its rate is its cycles
+            # over its time. A cycle makes three changes, each acknowledged after its own
+            # fsync: with no other cost at all, the ratio could be at most the ceiling
+            # below; the disk's fsync time is sampled around each slice of the shard
+            # server and pooled.
             probe_dir = workdir / "shard-cycles"
-            probe = fsync_seconds(probe_dir)
-            for name, server in servers.items():
-                sequential[name].append(await cycles(server, seconds, start=base))
-                if name == "shard":
-                    probe += fsync_seconds(probe_dir)
-            for name, server in servers.items():
-                concurrent[name].append(await concurrent_cycles(
-                    server, seconds, start=base + 5_000_000))
+            probe: list[float] = []
+            for mode, rates in (("sequential", sequential), ("concurrent", concurrent)):
+                totals = {name: [0, 0.0] for name in servers}
+                for slice_index in range(SLICES):
+                    start = base + (slice_index + (SLICES if mode == "concurrent" else 0)) \
+                        * 100_000
+                    for name, server in servers.items():
+                        if mode == "sequential" and name == "shard":
+                            probe += fsync_seconds(probe_dir, 50)
+                        measure = cycles if mode == "sequential" else concurrent_cycles
+                        done, elapsed = await measure(server, seconds / SLICES, start=start)
+                        totals[name][0] += done
+                        totals[name][1] += elapsed
+                        if mode == "sequential" and name == "shard":
+                            probe += fsync_seconds(probe_dir, 50)
+                for name, (done, elapsed) in totals.items():
+                    rates[name].append(done / elapsed)
             fsync = stats.percentile(probe, 50)
             fsync_means.append(statistics.fmean(probe) * 1000)
             prealloc.append(stats.percentile(preallocated_fsync_seconds(probe_dir), 50) * 1000)
