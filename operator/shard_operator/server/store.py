@@ -49,6 +49,17 @@ CHECKPOINT_MIN_JOURNAL_BYTES = 1 << 20
 _HEADER_RE = re.compile(rb"SHARD-STATE v1 sha256=([0-9a-f]{64}) length=([0-9]{1,15})")
 
 
+JOURNAL_PREALLOCATE_BYTES = 256 * 1024
+"""The journal grows by at least this many zeros at a time (see :meth:`StateStore.append`)."""
+
+
+def _write_all(fd: int, data: bytes, offset: int) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.pwrite(fd, view, offset)
+        view, offset = view[written:], offset + written
+
+
 class StateError(Exception):
     """The state on disk cannot be used; the server must not start."""
 
@@ -114,6 +125,7 @@ class StateStore:
         self._lock_fd: int | None = None
         self._journal_fd: int | None = None
         self.journal_bytes = 0
+        self._journal_allocated = 0  # the journal file's size: records, then zeros
         self.snapshot_bytes = 0
 
     def open(self) -> None:
@@ -170,23 +182,34 @@ class StateStore:
         return contents
 
     def append(self, data: bytes) -> int:
-        """Append records to the journal and make them durable; return the journal's size.
-        Blocking IO."""
+        """Write records at the journal's end and make them durable; return the journal's
+        size (its records, not its preallocated zeros). Blocking IO.
+
+        The journal is preallocated: zeros are written ahead (at least
+        :data:`JOURNAL_PREALLOCATE_BYTES` at a time) in the same commit as the first record
+        that needs them, so that later commits overwrite bytes already on disk and their
+        ``fdatasync`` has no file size or block map to update. A crash leaves records,
+        maybe a torn last one, then zeros, which :func:`.journal.decode_journal` ignores.
+        """
         if self._journal_fd is None:
             self._journal_fd = os.open(
-                self.journal_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600
+                self.journal_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600
             )
+            self._journal_allocated = os.fstat(self._journal_fd).st_size
         fd = self._journal_fd
-        view = memoryview(data)
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
+        offset = self.journal_bytes
+        end = offset + len(data)
+        if end > self._journal_allocated:
+            size = max(end, self._journal_allocated + JOURNAL_PREALLOCATE_BYTES)
+            _write_all(fd, bytes(size - self._journal_allocated), self._journal_allocated)
+            self._journal_allocated = size
+        _write_all(fd, data, offset)
         os.fdatasync(fd)
         if os.fstat(fd).st_nlink == 0:
-            # appending to a file someone removed succeeds, but nothing would survive
+            # writing to a file someone removed succeeds, but nothing would survive
             raise OSError(f"journal {self.journal_path} was removed while in use")
-        self.journal_bytes += len(data)
-        return self.journal_bytes
+        self.journal_bytes = end
+        return end
 
     def checkpoint(self, payload: Any) -> int:
         """Replace the snapshot with ``payload``, then empty the journal. Blocking IO."""
@@ -198,6 +221,7 @@ class StateStore:
         finally:
             os.close(fd)
         self.journal_bytes = 0
+        self._journal_allocated = 0
         return written
 
     def checkpoint_due(self) -> bool:
