@@ -37,6 +37,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--idle-seconds", type=float, default=60.0)
     parser.add_argument("--start-calls", type=int, default=200)
     parser.add_argument("--readers", type=int, default=10_000)
+    parser.add_argument("--server-runs", type=int, default=3,
+                        help="repetitions of scenario 7 (shard server)")
+    parser.add_argument("--server-seconds", type=float, default=5.0,
+                        help="seconds per system and repetition in scenario 7")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
     parser.add_argument("--logs", type=Path, default=None,
                         help="keep the operators' logs here (default: removed with the run)")
@@ -47,6 +51,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.quick:
         args.sizes, args.runs, args.runs_large, args.concurrencies = "100", 1, 1, "64"
         args.keymap_keys, args.idle_seconds, args.start_calls, args.readers = 300, 10.0, 20, 1000
+        args.server_runs, args.server_seconds = 1, 2.0
     return args
 
 
@@ -55,10 +60,39 @@ def steady_size(sizes: list[int]) -> int:
     return 1000 if 1000 in sizes else max([n for n in sizes if n <= 1000] or sizes)
 
 
+async def run_server(args: argparse.Namespace, workdir: Path, results: dict[str, Any],
+                     errors: dict[str, str]) -> None:
+    """Scenario 7: loopback servers only, no cluster."""
+    from .scenarios import server
+
+    progress("scenario 7: shard server vs no-op aiohttp on loopback")
+    try:
+        results["server"] = await server.run(workdir / "server", runs=args.server_runs,
+                                             seconds=args.server_seconds, readers=args.readers)
+    except Exception as error:  # record it, keep measuring the rest
+        errors["server"] = f"{type(error).__name__}: {error}"
+        progress(f"!! server failed: {errors['server']}")
+        traceback.print_exc()
+
+
+async def run_without_cluster(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    await run_server(args, workdir, results, errors)
+    if errors:
+        results["errors"] = errors
+    return results
+
+
+def needs_cluster(scenarios: str) -> bool:
+    """Every scenario but the shard server's (7) runs on a private cluster."""
+    return bool(set(scenarios.split(",")) - {"server", ""})
+
+
 async def run(args: argparse.Namespace, cluster: Any, workdir: Path) -> dict[str, Any]:
     from shard_operator.kube import Kube, load_config
 
-    from .scenarios import converge, keymap10k, server
+    from .scenarios import converge, keymap10k
 
     wanted = set(args.scenarios.split(","))
     sizes = [int(n) for n in args.sizes.split(",") if n]
@@ -82,13 +116,7 @@ async def run(args: argparse.Namespace, cluster: Any, workdir: Path) -> dict[str
 
     try:
         if "server" in wanted:
-            progress("scenario 7: shard server vs no-op aiohttp on loopback")
-            quick = args.quick
-            value = await attempt("server", server.run(
-                workdir / "server", runs=1 if quick else 3, seconds=2.0 if quick else 5.0,
-                readers=args.readers))
-            if value:
-                results["server"] = value
+            await run_server(args, workdir, results, errors)
 
         if "converge" in wanted:
             systems = set(args.systems.split(","))
@@ -234,29 +262,14 @@ def kubernetes_version(cluster: Any) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    from localcluster import LocalCluster
-
+    config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     with tempfile.TemporaryDirectory(prefix="shard-bench-") as tmp:
         workdir = Path(tmp)
-        progress(f"starting a private local cluster in {workdir / 'cluster'}")
-        cluster = LocalCluster(workdir / "cluster")
-        cluster.up()
-        try:
-            os.environ["KUBECONFIG"] = str(cluster.kubeconfig)
-            cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f",
-                            str(REPO / "crds"))
-            cluster.kubectl("wait", "--for=condition=Established",
-                            "crd/shardsets.shards.anoma.net", "crd/shards.shards.anoma.net",
-                            "--timeout=60s")
-            env = environment.describe(kubernetes_version(cluster))
-            config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
-            results = asyncio.run(run(args, cluster, workdir))
-        finally:
-            from .proc import Operator
-
-            Operator.stop_all()
-            progress("tearing the private cluster down")
-            cluster.down()
+        if needs_cluster(args.scenarios):
+            env, results = run_on_cluster(args, workdir)
+        else:  # `--scenarios server`: loopback only, no cluster to start
+            env = environment.describe("none (no cluster: scenario 7 only)")
+            results = asyncio.run(run_without_cluster(args, workdir))
     if args.merge and (args.out / "latest.json").exists():
         previous = json.loads((args.out / "latest.json").read_text())
         rerun = args.scenarios.split(",")
@@ -278,3 +291,29 @@ def main(argv: list[str] | None = None) -> None:
     report.write(doc, args.out)
     progress(f"wrote {args.out / 'latest.json'}, summary.md and {', '.join(doc['plots'])}")
     print(report.markdown(doc))
+
+
+def run_on_cluster(args: argparse.Namespace, workdir: Path
+                   ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The environment and results of the scenarios, on a private local cluster."""
+    from localcluster import LocalCluster
+
+    progress(f"starting a private local cluster in {workdir / 'cluster'}")
+    cluster = LocalCluster(workdir / "cluster")
+    cluster.up()
+    try:
+        os.environ["KUBECONFIG"] = str(cluster.kubeconfig)
+        cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f",
+                        str(REPO / "crds"))
+        cluster.kubectl("wait", "--for=condition=Established",
+                        "crd/shardsets.shards.anoma.net", "crd/shards.shards.anoma.net",
+                        "--timeout=60s")
+        env = environment.describe(kubernetes_version(cluster))
+        results = asyncio.run(run(args, cluster, workdir))
+    finally:
+        from .proc import Operator
+
+        Operator.stop_all()
+        progress("tearing the private cluster down")
+        cluster.down()
+    return env, results

@@ -123,6 +123,48 @@ def markdown(doc: dict[str, Any]) -> str:
              _spread(server.get("fsync_ms_p50"))),
             ("7 ceiling: no-op cycle + 3 fsyncs (ratio)",
              _spread(server.get("durable_ceiling_ratio"))),
+            ("7 ceiling measured: no-op server + append + fdatasync per change (ratio)",
+             _spread(server.get("measured_ceiling_ratio"))),
+            ("7 sequential / measured ceiling", _spread(server.get("ratio_of_ceiling"))),
+            ("7 sequential / formula ceiling (back-to-back fsync p50)",
+             _spread(server.get("ratio_of_formula_ceiling"))),
+            ("7 write + fdatasync into a preallocated file, p50 (ms)",
+             _spread(server.get("preallocated_fsync_ms_p50"))),
+            ("7 same server on SQLite (WAL, synchronous=FULL), cycles/s (ratio to no-op)",
+             f"{_spread(server.get('sqlite_cycles_per_second'))} "
+             f"({_spread(server.get('sqlite_ratio'))})"),
+            ("7 SQLite / snapshot+journal, sequential", _spread(server.get("sqlite_vs_shard"))),
+        ]
+        concurrent = server.get("concurrent") or {}
+        rates = concurrent.get("cycles_per_second") or {}
+        figures += [
+            (f"7 {concurrent.get('in_flight', 32)} in flight: {name} cycles/s",
+             _spread(rates.get(name)))
+            for name in ("shard", "noop", "noop_fsync", "sqlite", "ram", "before")
+            if name in rates
+        ]
+        if concurrent:
+            figures += [
+                ("7 in flight: shard / no-op", _spread(concurrent.get("ratio"))),
+                ("7 in flight: data dir in RAM / no-op",
+                 _spread(concurrent.get("ram_data_dir_ratio"))),
+                ("7 in flight: SQLite / no-op", _spread(concurrent.get("sqlite_ratio"))),
+                ("7 in flight: SQLite / snapshot+journal",
+                 _spread(concurrent.get("sqlite_vs_shard"))),
+            ]
+        before = server.get("before")
+        if before:
+            figures += [
+                ("7 before (BENCH_BEFORE): sequential cycles/s (ratio; / measured ceiling; "
+                 "/ formula ceiling)",
+                 f"{_spread(before.get('cycles_per_second'))} "
+                 f"({_spread(before.get('ratio'))}; {_spread(before.get('ratio_of_ceiling'))}; "
+                 f"{_spread(before.get('ratio_of_formula_ceiling'))})"),
+                ("7 before (BENCH_BEFORE): in flight cycles/s (ratio)",
+                 f"{_spread(before.get('concurrent_cycles_per_second'))} "
+                 f"({_spread(before.get('concurrent_ratio'))})"),
+            ]
+        figures += [
             (f"7 RSS with {server.get('blocked_readers', 0):,} blocked readers / idle (MB)",
              f"{_fmt(server.get('rss_mb_with_readers'), 0)} / "
              f"{_fmt(server.get('rss_mb_idle'), 0)}"),

@@ -70,6 +70,16 @@ def test_targets_only_for_scenarios_that_ran():
     assert [(t.scenario, t.met) for t in only_server] == [("7 shard server", False)]
 
 
+def test_shard_server_targets_of_issue_17():
+    server = {"ratio": stats.summarize([0.6]), "ratio_of_ceiling": stats.summarize([0.92]),
+              "concurrent": {"ratio": stats.summarize([0.7])}}
+    by_figure = {t.figure: t for t in evaluate({"server": server})}
+    assert by_figure["shard server sequential cycles / the ceiling (no-op cycle + 3 "
+                     "fdatasyncs, same run)"].met
+    assert not by_figure["shard server with 32 transactions in flight / no-op server at "
+                         "the same concurrency"].met
+
+
 def test_document_and_markdown(tmp_path: Path):
     data = results(1.2, 0.9, 0.5)
     data["converge"] = {"operator": {"1000": stats.summarize([10.0, 12.0])},

@@ -165,9 +165,15 @@ def _killed_server_with_journal(servers):
     return server, server.data_dir / JOURNAL_FILE_NAME
 
 
+def _written(journal):
+    """The journal's records: the file is preallocated, zeros follow them."""
+    return journal.read_bytes().rstrip(b"\0")
+
+
 def test_journal_holds_the_changes_since_the_snapshot_and_replays_them(servers):
     server, journal = _killed_server_with_journal(servers)
-    lines = journal.read_bytes().splitlines()
+    assert journal.read_bytes().endswith(b"\0")  # preallocated
+    lines = _written(journal).splitlines()
     records = [json.loads(line.split(b" ", 1)[1]) for line in lines]
     assert [(r["v"], r["op"], r["h"]) for r in records] == [
         (1, "reserve", 2), (2, "write", 2), (3, "advance", 2)
@@ -181,12 +187,13 @@ def test_journal_holds_the_changes_since_the_snapshot_and_replays_them(servers):
     assert journal.read_bytes() == b""  # replayed into a new snapshot
 
 
+@pytest.mark.parametrize("zeros", [0, 4096], ids=["at-the-end", "before-preallocated-zeros"])
 @pytest.mark.parametrize("cut", [1, 9, -1], ids=["one-byte", "in-checksum", "no-newline"])
-def test_torn_journal_tail_is_dropped_with_a_warning(servers, cut):
+def test_torn_journal_tail_is_dropped_with_a_warning(servers, cut, zeros):
     server, journal = _killed_server_with_journal(servers)
-    data = journal.read_bytes()
+    data = _written(journal)
     last = data.rstrip(b"\n").rfind(b"\n") + 1  # start of the last record (the advance)
-    journal.write_bytes(data[: last + cut] if cut > 0 else data[:cut])
+    journal.write_bytes((data[: last + cut] if cut > 0 else data[:cut]) + bytes(zeros))
     server.start()
     assert "interrupted" in server.log_text()
     cell = server.cell()

@@ -137,3 +137,36 @@ async def test_group_commit_batches_concurrent_changes_and_checkpoints_when_due(
             replayed.apply(record)
     assert replayed.cells == state.cells and replayed.version == 80
     disk.close()
+
+
+def test_preallocated_journal_is_overwritten_in_place_and_its_zeros_ignored(tmp_path):
+    store = StateStore(tmp_path / "d")
+    store.open()
+    store.checkpoint(ShardState.initial("n", [(KEY, 1)]).to_payload())
+    records = [encode_record(r) for r in _records(3)]
+    for line in records:
+        store.append(line)
+    data = store.journal_path.read_bytes()
+    assert len(data) == store_module.JOURNAL_PREALLOCATE_BYTES  # one allocation
+    assert data.rstrip(b"\0") == b"".join(records) and store.journal_bytes == len(
+        b"".join(records)
+    )
+    assert store.load_journal().records == _records(3)
+    big = b"x" * store_module.JOURNAL_PREALLOCATE_BYTES  # outgrows it: grows again
+    store.append(big)
+    assert store.journal_path.stat().st_size >= store.journal_bytes
+    store.checkpoint({"any": "payload"})  # empties it; the next append allocates anew
+    assert store.journal_path.read_bytes() == b""
+    store.append(records[0])
+    assert store.journal_path.read_bytes().rstrip(b"\0") == records[0]
+    store.close()
+
+
+def test_zeros_after_the_records_are_not_a_torn_tail_but_before_one_are_corruption():
+    data = _journal(2)
+    contents = decode_journal(data + bytes(1000))
+    assert contents.records == _records(2) and contents.torn_bytes == 0
+    torn = decode_journal(data + encode_record(_records(3)[2])[:7] + bytes(1000))
+    assert torn.records == _records(2) and torn.torn_bytes == 7
+    with pytest.raises(JournalCorrupt):
+        decode_journal(data + bytes(10) + b"\n" + _journal(3)[len(data):])

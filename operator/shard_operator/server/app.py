@@ -55,11 +55,6 @@ def error_response(
     return web.json_response(body, status=status, headers=headers)
 
 
-def _route_label(request: web.Request) -> str:
-    resource = request.match_info.route.resource
-    return resource.canonical if resource is not None else "unmatched"
-
-
 def _http_exception_response(exc: web.HTTPException, request: web.Request) -> web.Response:
     headers = {k: v for k, v in exc.headers.items() if k.lower() in {"allow"}}
     if exc.status == 404:
@@ -74,6 +69,16 @@ def _http_exception_response(exc: web.HTTPException, request: web.Request) -> we
     return error_response(exc.status, code, exc.text or None, headers)
 
 
+_OK: Final = json.dumps({"result": "ok"}).encode()
+_APPLIED: Final = json.dumps({"applied": True}).encode()
+_NOT_APPLIED: Final = json.dumps({"applied": False}).encode()
+
+
+def _json_body(body: bytes) -> web.Response:
+    """A 200 with a JSON body encoded beforehand (what json_response would send)."""
+    return web.Response(body=body, content_type="application/json", charset="utf-8")
+
+
 class _Handlers:
     def __init__(self, shard: Shard, metrics: ServerMetrics, max_body_bytes: int) -> None:
         self.shard = shard
@@ -81,6 +86,11 @@ class _Handlers:
         self.max_body_bytes = max_body_bytes
         self.encoding = shard.encoding
         self.openapi = json.dumps(build_openapi(shard.encoding, max_body_bytes)).encode()
+        # metric children by label values: labels() costs more than the inc() itself
+        self._requests: dict[tuple[str, str, str], Any] = {}
+        self._latency: dict[tuple[str, str], Any] = {}
+        self._operations: dict[tuple[str, str], Any] = {}
+        self.allowed_methods: dict[str, set[str]] = {}  # by path, filled by create_app
 
     # -- plumbing ------------------------------------------------------------------------
 
@@ -97,49 +107,78 @@ class _Handlers:
         return parse_body(raw, allow_empty=allow_empty)
 
     def _count(self, operation: str, outcome: str) -> None:
-        self.metrics.operations.labels(operation, outcome).inc()
-
-    @web.middleware
-    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        started = time.perf_counter()
-        route = _route_label(request)
-        status = "500"
-        try:
-            response = await self._dispatch(request, handler)
-            status = str(response.status)
-            return response
-        except asyncio.CancelledError:
-            status = "499"  # the client went away
-            raise
-        finally:
-            self.metrics.requests.labels(route, request.method, status).inc()
-            self.metrics.latency.labels(route, request.method).observe(
-                time.perf_counter() - started
+        child = self._operations.get((operation, outcome))
+        if child is None:
+            child = self._operations[operation, outcome] = self.metrics.operations.labels(
+                operation, outcome
             )
+        child.inc()
 
-    async def _dispatch(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        try:
-            return await handler(request)
-        except BadRequest as exc:
+    def instrument(self, route: str, handler: Handler) -> Handler:
+        """``handler``, answering JSON errors and counted in the request metrics under the
+        route template ``route``. This wraps each route instead of being a middleware:
+        aiohttp's middleware chain adds two coroutine layers to every request."""
+
+        async def instrumented(request: web.Request) -> web.StreamResponse:
+            started = time.perf_counter()
+            status = "500"
+            try:
+                try:
+                    response = await handler(request)
+                except Exception as exc:  # CancelledError is not one
+                    response = self._error_response(exc, request)
+                status = str(response.status)
+                return response
+            except asyncio.CancelledError:
+                status = "499"  # the client went away
+                raise
+            finally:
+                self._observe(route, request.method, status, started)
+
+        return instrumented
+
+    def _observe(self, route: str, method: str, status: str, started: float) -> None:
+        counter = self._requests.get((route, method, status))
+        if counter is None:
+            counter = self._requests[route, method, status] = self.metrics.requests.labels(
+                route, method, status
+            )
+        counter.inc()
+        histogram = self._latency.get((route, method))
+        if histogram is None:
+            histogram = self._latency[route, method] = self.metrics.latency.labels(
+                route, method
+            )
+        histogram.observe(time.perf_counter() - started)
+
+    def _error_response(self, exc: Exception, request: web.Request) -> web.Response:
+        """The answer to a request whose handler raised ``exc`` (called in its except
+        clause, so that an unexpected error is logged with its traceback)."""
+        if isinstance(exc, BadRequest):
             return error_response(400, "bad_request", exc.detail)
-        except UnknownKey:
+        if isinstance(exc, UnknownKey):
             return error_response(404, "unknown_key", "this shard does not hold that key")
-        except PayloadTooLarge as exc:
+        if isinstance(exc, PayloadTooLarge):
             return error_response(
                 413, "payload_too_large", f"request body is over {exc.limit} bytes"
             )
-        except ShuttingDown:
+        if isinstance(exc, ShuttingDown):
             return error_response(503, "shutting_down", "the server is stopping; retry")
-        except PersistenceFailed as exc:
+        if isinstance(exc, PersistenceFailed):
             self.metrics.persistence_failed.set(1)
             return error_response(503, "persistence_failed", f"state not persisted: {exc}")
-        except web.HTTPException as exc:
+        if isinstance(exc, web.HTTPException):
             return _http_exception_response(exc, request)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("internal error handling %s %s", request.method, request.path)
-            return error_response(500, "internal", "internal error (see the server log)")
+        log.exception("internal error handling %s %s", request.method, request.path)
+        return error_response(500, "internal", "internal error (see the server log)")
+
+    async def unmatched(self, request: web.Request) -> web.Response:
+        """Every request no route takes: 405 on a known path, else 404 (the router's
+        answers, in JSON)."""
+        allowed = self.allowed_methods.get(request.path)
+        if allowed:
+            raise web.HTTPMethodNotAllowed(request.method, allowed)
+        raise web.HTTPNotFound()
 
     # -- shard API -----------------------------------------------------------------------
 
@@ -148,7 +187,7 @@ class _Handlers:
         result = await self.shard.reserve(req.key, req.height)
         self._count("reserve", result.value)
         if result is ReserveResult.OK:
-            return web.json_response({"result": "ok"})
+            return _json_body(_OK)
         return error_response(409, result.value)
 
     async def read(self, request: web.Request) -> web.Response:
@@ -167,7 +206,7 @@ class _Handlers:
         req = parse_write_request(await self._body(request), self.encoding)
         applied = await self.shard.write(req.key, req.height, req.value)
         self._count("write", "applied" if applied else "not_applied")
-        return web.json_response({"applied": applied})
+        return _json_body(_APPLIED if applied else _NOT_APPLIED)
 
     async def unreserve(self, request: web.Request) -> web.Response:
         req = parse_cell_request(await self._body(request), self.encoding)
@@ -229,21 +268,33 @@ def create_app(
     metrics.track_waiting_readers(shard.waiting_readers)
     handlers = _Handlers(shard, metrics, max_body_bytes)
     # aiohttp's own limit is a backstop; _body() answers 413 itself
-    app = web.Application(client_max_size=max_body_bytes + 1, middlewares=[handlers.middleware])
+    app = web.Application(client_max_size=max_body_bytes + 1)
     app[SHARD_KEY] = shard
     app[METRICS_KEY] = metrics
     r = app.router
-    r.add_post("/v1/reserve", handlers.reserve)
-    r.add_post("/v1/read", handlers.read)
-    r.add_post("/v1/write", handlers.write)
-    r.add_post("/v1/unreserve", handlers.unreserve)
-    r.add_post("/v1/advance-watermark", handlers.advance_watermark)
-    r.add_post("/v1/backup", handlers.backup)
-    r.add_get("/v1/state", handlers.state)
-    r.add_get("/v1/openapi.json", handlers.openapi_handler)
-    r.add_get("/healthz", handlers.healthz)
-    r.add_get("/readyz", handlers.readyz)
-    r.add_get("/metrics", handlers.metrics_handler)
+    routes: list[tuple[str, str, Handler]] = [
+        ("POST", "/v1/reserve", handlers.reserve),
+        ("POST", "/v1/read", handlers.read),
+        ("POST", "/v1/write", handlers.write),
+        ("POST", "/v1/unreserve", handlers.unreserve),
+        ("POST", "/v1/advance-watermark", handlers.advance_watermark),
+        ("POST", "/v1/backup", handlers.backup),
+        ("GET", "/v1/state", handlers.state),
+        ("GET", "/v1/openapi.json", handlers.openapi_handler),
+        ("GET", "/healthz", handlers.healthz),
+        ("GET", "/readyz", handlers.readyz),
+        ("GET", "/metrics", handlers.metrics_handler),
+    ]
+    for method, path, handler in routes:
+        instrumented = handlers.instrument(path, handler)
+        if method == "GET":
+            r.add_get(path, instrumented)
+            handlers.allowed_methods[path] = {"GET", "HEAD"}
+        else:
+            r.add_post(path, instrumented)
+            handlers.allowed_methods[path] = {method}
+    # last: whatever no route above takes (404, or 405 on a known path)
+    r.add_route("*", "/{tail:.*}", handlers.instrument("unmatched", handlers.unmatched))
 
     async def on_shutdown(_app: web.Application) -> None:
         shard.begin_shutdown()

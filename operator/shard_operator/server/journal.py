@@ -12,6 +12,10 @@ A crash can leave the last append incomplete (a *torn tail*): a final line witho
 newline or with a wrong checksum, after which nothing valid follows. Such a tail was
 never acknowledged (answers wait for the fsync that follows the append) and is dropped.
 An invalid line followed by a valid one is corruption, not a torn append.
+
+The file is preallocated with zeros ahead of its last record (the store overwrites them,
+so that a commit's fdatasync has no file size to update); a record never holds a zero
+byte (JSON escapes it), so the zeros at the end are not records and are ignored.
 """
 
 from __future__ import annotations
@@ -28,20 +32,23 @@ class JournalCorrupt(ValueError):
     """An invalid record with valid records after it: not a torn append."""
 
 
+_ENCODER = json.JSONEncoder(allow_nan=False, separators=(",", ":"))
+"""Built once: ``json.dumps`` with options would build an encoder per call."""
+
+
 def encode_record(record: dict[str, Any]) -> bytes:
     """One journal line. Raises ValueError for values JSON cannot carry (NaN, ...)."""
-    body = json.dumps(record, allow_nan=False, separators=(",", ":")).encode("utf-8")
+    body = _ENCODER.encode(record).encode("utf-8")
     return b"%08x %s\n" % (zlib.crc32(body), body)
 
 
 def _decode_line(line: bytes) -> dict[str, Any] | None:
     """The record of one complete line (without its newline), or None if it is invalid."""
     crc, sep, body = line.partition(b" ")
-    if not sep or len(crc) != 8:
+    # the exact spelling encode_record writes: int(crc, 16) would also take "A" for "a"
+    if not sep or crc != b"%08x" % zlib.crc32(body):
         return None
     try:
-        if int(crc, 16) != zlib.crc32(body):
-            return None
         record = json.loads(body)
     except ValueError:
         return None
@@ -63,6 +70,7 @@ def decode_journal(data: bytes, where: str = "journal") -> JournalContents:
     records: list[dict[str, Any]] = []
     offset = 0
     bad_at: int | None = None
+    data = data.rstrip(b"\0")  # preallocated, never written
     while offset < len(data):
         end = data.find(b"\n", offset)
         complete = end >= 0

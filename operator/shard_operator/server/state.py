@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import binascii
 import enum
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -128,11 +129,17 @@ def change_record(
     version: int, op: ChangeOp, key: Key, height: int, value: Any = MISSING
 ) -> dict[str, Any]:
     """The journal record of an accepted change that brought the state to ``version``."""
-    record: dict[str, Any] = {"v": version, "op": op.value, "key": key_to_base64(key),
+    record: dict[str, Any] = {"v": version, "op": op.value, "key": list(_base64_of(key)),
                               "h": height}
     if op is ChangeOp.WRITE:
         record["value"] = value
     return record
+
+
+@functools.lru_cache(maxsize=64)
+def _base64_of(key: Key) -> tuple[str, ...]:
+    """A shard holds one key or a few: encode each once."""
+    return tuple(key_to_base64(key))
 
 
 def _apply(state: ShardState, record: Any) -> None:

@@ -35,6 +35,14 @@ def _parse_int(text: str) -> int:
     return int(text)
 
 
+_DECODER: Final = json.JSONDecoder(
+    parse_constant=_parse_constant, parse_float=_parse_float, parse_int=_parse_int
+)
+"""Built once: ``json.loads`` with hooks would build a decoder per call."""
+_SHORT_DECODER: Final = json.JSONDecoder(parse_constant=_parse_constant, parse_float=_parse_float)
+"""For text shorter than :data:`MAX_INT_DIGITS`, which cannot hold a longer integer."""
+
+
 def loads_strict(data: str | bytes) -> Any:
     """Parse strict JSON or raise :class:`JSONValueError` naming the problem."""
     if isinstance(data, bytes):
@@ -42,20 +50,19 @@ def loads_strict(data: str | bytes) -> Any:
             data = data.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise JSONValueError(f"not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
+    if data.startswith("\ufeff"):  # as json.loads
+        raise JSONValueError("Unexpected UTF-8 BOM (decode using utf-8-sig): line 1 column 1 "
+                             "(char 0)")
     try:
-        value = json.loads(
-            data,
-            parse_constant=_parse_constant,
-            parse_float=_parse_float,
-            parse_int=_parse_int,
-        )
+        value = (_SHORT_DECODER if len(data) <= MAX_INT_DIGITS else _DECODER).decode(data)
     except JSONValueError:
         raise
     except RecursionError:
         raise JSONValueError(f"nested deeper than {MAX_DEPTH} levels") from None
     except ValueError as exc:
         raise JSONValueError(str(exc)) from None
-    if depth_exceeds(value, MAX_DEPTH):
+    # each level of nesting opens a bracket: text with few brackets cannot nest too deep
+    if data.count("[") + data.count("{") > MAX_DEPTH and depth_exceeds(value, MAX_DEPTH):
         raise JSONValueError(f"nested deeper than {MAX_DEPTH} levels")
     return value
 
