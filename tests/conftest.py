@@ -40,7 +40,7 @@ def cluster() -> LocalCluster:
 def namespace(cluster: LocalCluster) -> Iterator[str]:
     """A fresh namespace, deleted (without waiting) after the test."""
     name = f"t-{uuid.uuid4().hex[:10]}"
-    cluster.kubectl("create", "namespace", name)
+    cluster.create_namespace(name)
     yield name
     cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
 

@@ -235,6 +235,10 @@ class LocalCluster:
                    and self._nodes_ready(expected), deadline, f"{expected} Ready nodes")
         self._wait(lambda: all(c.healthy for c in self.health()), deadline,
                    "all components healthy")
+        # The controller manager's ServiceAccount controller is running: until it is, a
+        # new namespace has no `default` account and every pod in it is refused.
+        self._wait(lambda: self._has_default_account("default"), deadline,
+                   "the default ServiceAccount (kube-controller-manager's controllers)")
         node = self.real_node
         where = (f"real node {node['name']} (containerd + kubelet) beside the KWOK nodes"
                  if node.get("enabled") else "KWOK nodes only")
@@ -278,6 +282,23 @@ class LocalCluster:
 
     def restart_apiserver(self, timeout: float = 60.0) -> None:
         self.restart_component("kube-apiserver", timeout)
+
+    def create_namespace(self, name: str, labels: dict[str, str] | None = None,
+                         timeout: float = 120.0) -> None:
+        """Create (or update) a namespace and wait for its `default` ServiceAccount, without which
+        the API server refuses every pod in it (the controller manager adds the account
+        shortly after the namespace; later after an API server restart)."""
+        metadata: dict[str, object] = {"name": name}
+        if labels:
+            metadata["labels"] = labels
+        self.kubectl("apply", "-f", "-", input=json.dumps(
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": metadata}))
+        self._wait(lambda: self._has_default_account(name), time.monotonic() + timeout,
+                   f"the default ServiceAccount in namespace {name}")
+
+    def _has_default_account(self, namespace: str) -> bool:
+        return self.kubectl("get", "serviceaccount", "default", "-n", namespace,
+                            "-o", "name", check=False).returncode == 0
 
     def health(self) -> list[ComponentHealth]:
         """Running and healthy, per component."""

@@ -37,9 +37,7 @@ def target(private: LocalCluster) -> LocalCluster:
     # The namespaces Helm would be given (--namespace / watchNamespaces); the overlays
     # carry their own Namespace objects. Restricted, like a hardened cluster's.
     for name in ("ops-cw", "ops-ns", "apps-a", "apps-b"):
-        private.kubectl("create", "namespace", name)
-        private.kubectl("label", "namespace", name,
-                        "pod-security.kubernetes.io/enforce=restricted")
+        private.create_namespace(name, {"pod-security.kubernetes.io/enforce": "restricted"})
     return private
 
 
@@ -81,7 +79,7 @@ def test_dry_run_then_apply(target: LocalCluster, rendering: str) -> None:
 
 @pytest.mark.timeout(120)
 def test_samples_apply_once_crds_exist(target: LocalCluster) -> None:
-    target.kubectl("create", "namespace", "samples")
+    target.create_namespace("samples")
     manifest = kustomize(REPO / "manifests" / "samples")
     dry = target.kubectl("apply", "-n", "samples", "--dry-run=server", "-f", "-",
                          input=manifest, check=False)

@@ -132,7 +132,7 @@ def test_kstatus_live_list_and_watch(private: LocalCluster) -> None:
     private.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"))
     private.kubectl("wait", "--for=condition=Established", "--timeout=60s",
                     "crd/shardsets.shards.anoma.net")
-    private.kubectl("create", "namespace", "ks", check=False)
+    private.create_namespace("ks")
     body = {k: v for k, v in CURRENT.items() if k != "status"}
     body["metadata"] = {"name": "live", "namespace": "ks"}
     private.kubectl("apply", "-f", "-", input=json.dumps(body))

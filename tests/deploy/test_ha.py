@@ -27,7 +27,7 @@ def test_one_replica_acts_and_the_other_takes_over(private: LocalCluster,
                     *(f"-f{p}" for p in (REPO / "manifests" / "peering").glob("kopf.dev_*")))
     private.kubectl("wait", "--for=condition=Established", "--timeout=60s",
                     "crd/shardsets.shards.anoma.net", "crd/kopfpeerings.kopf.dev")
-    private.kubectl("create", "namespace", "ha")
+    private.create_namespace("ha")
     kubectl = Kubectl(private, "ha")
     common = ("-n", "ha", "--peering", "ha", "--peering-lifetime", str(LIFETIME),
               "--log-format", "json")

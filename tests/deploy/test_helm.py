@@ -47,8 +47,7 @@ def chart_with_crd_change(directory: Path) -> Path:
 def test_install_upgrade_with_crd_change_uninstall_keeps_crds(
         private: LocalCluster, tmp_path: Path) -> None:
     kc = private.kubeconfig
-    private.kubectl("create", "namespace", "ops-a")
-    private.kubectl("label", "namespace", "ops-a", "pod-security.kubernetes.io/enforce=restricted")
+    private.create_namespace("ops-a", {"pod-security.kubernetes.io/enforce": "restricted"})
     helm("install", "rel-a", str(CHART), "-n", "ops-a", kubeconfig=kc)
     status = json.loads(helm("status", "rel-a", "-n", "ops-a", "-o", "json", kubeconfig=kc).stdout)
     assert status["info"]["status"] == "deployed" and status["version"] == 1
@@ -58,7 +57,7 @@ def test_install_upgrade_with_crd_change_uninstall_keeps_crds(
     private.kubectl("get", "clusterrole", "rel-a-shard-operator")
 
     # A ShardSet made under 0.1.0 survives the upgrade and the uninstall.
-    private.kubectl("create", "namespace", "keep")
+    private.create_namespace("keep")
     Kubectl(private, "keep").apply(shardset("kept", "kept", [{"key": ["a"]}]))
 
     upgraded = chart_with_crd_change(tmp_path)
@@ -106,9 +105,7 @@ def test_namespaced_release_operator_runs_on_its_service_account_token(
     private.kubectl("wait", "--for=condition=Established", f"crd/{SHARDSETS_CRD}",
                     "--timeout=60s")
     for ns in ("ops-b", "apps", "other"):
-        private.kubectl("create", "namespace", ns)
-        private.kubectl("label", "namespace", ns,
-                        "pod-security.kubernetes.io/enforce=restricted")
+        private.create_namespace(ns, {"pod-security.kubernetes.io/enforce": "restricted"})
     helm("install", "rel-b", str(CHART), "-n", "ops-b", "--set", "watchNamespaces={apps}",
          "--set", "crds.install=false", "--set", "peering.lifetime=10", kubeconfig=kc)
     account = "rel-b-shard-operator"
@@ -190,7 +187,7 @@ def test_cluster_wide_release_operator_runs_on_its_service_account_token(
     private.kubectl("wait", "--for=condition=Established", f"crd/{SHARDSETS_CRD}",
                     "crd/clusterkopfpeerings.kopf.dev", "--timeout=60s")
     for ns in ("ops-c", "cw"):
-        private.kubectl("create", "namespace", ns)
+        private.create_namespace(ns)
     helm("install", "rel-c", str(CHART), "-n", "ops-c", "--set", "crds.install=false",
          kubeconfig=kc)
     token_kc = sa_kubeconfig(private, "ops-c", "rel-c-shard-operator",

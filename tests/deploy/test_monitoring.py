@@ -140,7 +140,7 @@ def test_monitoring_objects_match_their_crds(private: LocalCluster) -> None:
                     "crd/servicemonitors.monitoring.coreos.com",
                     "crd/podmonitors.monitoring.coreos.com",
                     "crd/prometheusrules.monitoring.coreos.com")
-    private.kubectl("create", "namespace", "ops")
+    private.create_namespace("ops")
     objects = [o for o in render(*ALL_ON) if o["kind"] in {
         "ServiceMonitor", "PodMonitor", "PrometheusRule", "ConfigMap", "NetworkPolicy"}]
     assert len(objects) == 5
@@ -182,7 +182,7 @@ def test_every_metric_used_is_exported(private: LocalCluster, tmp_path: Path) ->
                     str(Path(CHART).parents[1] / "crds"))
     private.kubectl("wait", "--for=condition=Established", "--timeout=60s",
                     "crd/shardsets.shards.anoma.net", "crd/shards.shards.anoma.net")
-    private.kubectl("create", "namespace", "mon", check=False)
+    private.create_namespace("mon")
     operator = Operator(private.kubeconfig, tmp_path / "operator.log", "-n", "mon")
     server = ServerProcess(key=["a"], data_dir=tmp_path / "data", log_dir=tmp_path)
     try:

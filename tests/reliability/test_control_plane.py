@@ -28,7 +28,7 @@ def private(tmp_path_factory: pytest.TempPathFactory):
         local.kubectl("apply", "--server-side", "-f", str(REPO / "crds"))
         local.kubectl("wait", "--for=condition=Established", "crd/shardsets.shards.anoma.net",
                       "crd/shards.shards.anoma.net", "--timeout=60s")
-        local.kubectl("create", "namespace", NS)
+        local.create_namespace(NS)
         yield local
     finally:
         local.down()
