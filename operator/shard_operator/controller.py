@@ -131,4 +131,4 @@ class Controller:
         finally:
             if run.recheck is not None:  # Degraded may clear then, with no event to say so
                 self.queue.add_after((namespace, node_id), run.recheck)
-        return run.errors + run.retry
+        return run.errors + run.retry + run.template_refused

@@ -43,10 +43,14 @@ from .reasons import (
     REGISTERED,
     ROLLING_UPDATE,
     ROLLOUT_WAITING,
+    STALLED_REASONS,
+    TEMPLATE_REFUSED,
+    TERMINAL_REGISTRATION_FAILURES,
     TYPE_DEGRADED,
-    TYPE_PROGRESSING,
     TYPE_READY,
+    TYPE_RECONCILING,
     TYPE_REGISTERED,
+    TYPE_STALLED,
     WORKLOAD_MISSING,
 )
 from .rollout import RolloutStatus, ShardPod, UpdateStrategy, to_replace
@@ -68,6 +72,7 @@ class ShardOutcome:
     replacement: dict[str, Any] | None = None  # the Pod to roll to, when outdated
     pod_event_due: bool = False  # its Pod was just created: a watch event brings a new pass
     claim: ClaimView | None = None  # its PersistentVolumeClaim, with a volumeClaimTemplate
+    stalled: tuple[str, str] | None = None  # (reason, message): only a spec change helps
 
 
 @dataclass
@@ -84,6 +89,7 @@ class Pass:
     strategy: UpdateStrategy = field(default_factory=UpdateStrategy)
     claims: bool = False  # the ShardSet has a volumeClaimTemplate
     claim_problems: list[str] = field(default_factory=list)  # what claims cannot do
+    template_refused: list[str] = field(default_factory=list)  # the API server's refusals
 
 
 # ----- which Shards ------------------------------------------------------------------------
@@ -280,9 +286,9 @@ def refused_status(shard: ShardView) -> dict[str, Any]:
         "observedGeneration": shard.generation, "phase": "Refused", "ready": False,
         "restarts": 0, "registered": False,
         "conditions": [
-            conditions.condition(TYPE_READY, False, reason, message, shard.generation),
-            conditions.condition(TYPE_REGISTERED, False, reason, message, shard.generation),
-        ],
+            conditions.condition(type_, type_ == TYPE_STALLED, reason, message,
+                                 shard.generation)
+            for type_ in (TYPE_READY, TYPE_REGISTERED, TYPE_RECONCILING, TYPE_STALLED)],
     }
 
 
@@ -290,47 +296,77 @@ def duplicate_status(other: ShardSetView, owner: ShardSetView) -> tuple[dict[str
     """The status of a second ShardSet for ``owner``'s node id, and its message."""
     message = (f"nodeId {other.node_id!r} is already used by ShardSet {owner.name} in "
                "this namespace; this ShardSet is ignored until that one is deleted")
-    cond = [conditions.condition(type_, type_ == TYPE_DEGRADED, NODE_ID_CONFLICT, message,
-                                 other.generation)
-            for type_ in (TYPE_READY, TYPE_PROGRESSING, TYPE_DEGRADED)]
+    cond = [conditions.condition(type_, type_ in (TYPE_STALLED, TYPE_DEGRADED),
+                                 NODE_ID_CONFLICT, message, other.generation)
+            for type_ in (TYPE_READY, TYPE_RECONCILING, TYPE_STALLED, TYPE_DEGRADED)]
     return {"observedGeneration": other.generation, "nodeId": other.node_id,
             "desiredShards": 0, "registeredShards": 0, "readyShards": 0,
             "conditions": cond}, message
+
+
+def kstatus_conditions(ready: bool, reason: str, message: str,
+                      stalled: tuple[str, str] | None, generation: int
+                      ) -> list[dict[str, Any]]:
+    """kstatus's pair beside Ready: ``Reconciling`` True while the operator is still at
+    work (not Ready, not stalled); ``Stalled`` True, with its cause, when only a change to
+    the spec can help. Never both: kstatus reads the first it finds."""
+    if stalled is not None:
+        return [conditions.condition(TYPE_RECONCILING, False, stalled[0],
+                                     "stalled: " + stalled[1], generation),
+                conditions.condition(TYPE_STALLED, True, *stalled, generation)]
+    return [conditions.condition(TYPE_RECONCILING, not ready, reason, message, generation),
+            conditions.condition(TYPE_STALLED, False, reason, message, generation)]
+
+
+def shard_readiness(outcome: ShardOutcome, registered: bool, registration: tuple[str, str],
+                    replacing: bool) -> tuple[bool, str, str]:
+    """A Shard's Ready condition: (status, reason, message). True only when its Pod is
+    Ready, on the current template (or one the update strategy keeps) and registered."""
+    pod, claim = outcome.pod, outcome.claim
+    if pod is None:
+        return False, POD_MISSING, outcome.error or "the Pod does not exist yet"
+    if not pod.ready:
+        if claim is not None and claim.phase != "Bound" and pod.phase == "Pending":
+            return False, CLAIM_PENDING, (
+                f"the Pod waits for its PersistentVolumeClaim {claim.name}, which is "
+                f"{claim.phase} (is its StorageClass provisioning?)")
+        return False, pod.waiting_reason or POD_NOT_READY, f"the Pod is {pod.phase}" + (
+            f" ({pod.waiting_reason})" if pod.waiting_reason else "")
+    if not registered:
+        return False, *registration
+    if replacing:
+        return False, ROLLING_UPDATE, ("the Pod runs an older template; the rollout "
+                                       "replaces it in turn")
+    return True, POD_READY, "the shard's Pod is Ready and registered"
 
 
 def shard_status(shard: ShardView, run: Pass, namespace: str) -> dict[str, Any]:
     outcome = run.outcomes.get(shard.name) or ShardOutcome()
     pod = outcome.pod
     registered = shard.name in run.registered
-    reason, message = run.unregistered_reason.get(shard.name, (REGISTERED, "in the key map"))
-    ready = bool(pod and pod.ready)
+    registration = run.unregistered_reason.get(shard.name, (REGISTERED, "in the key map"))
+    replacing = outcome.outdated and run.strategy.replaces(shard.name)
+    ready, reason, message = shard_readiness(outcome, registered, registration, replacing)
+    stalled = outcome.stalled or (
+        registration if not registered and registration[0] in TERMINAL_REGISTRATION_FAILURES
+        else None)
     claim = outcome.claim
-    if pod is None:
-        ready_reason, ready_message = POD_MISSING, outcome.error or "the Pod does not exist yet"
-    elif ready:
-        ready_reason, ready_message = POD_READY, "the shard's Pod is Ready"
-    elif claim is not None and claim.phase != "Bound" and pod.phase == "Pending":
-        ready_reason = CLAIM_PENDING
-        ready_message = (f"the Pod waits for its PersistentVolumeClaim {claim.name}, which is "
-                         f"{claim.phase} (is its StorageClass provisioning?)")
-    else:
-        ready_reason = pod.waiting_reason or POD_NOT_READY
-        ready_message = f"the Pod is {pod.phase}" + (
-            f" ({pod.waiting_reason})" if pod.waiting_reason else "")
     return {
         "observedGeneration": shard.generation,
         "pod": shard.name,
         "service": shard_address(shard.name, namespace),
         "phase": pod.phase if pod else "Missing",
-        "ready": ready,
+        "ready": bool(pod and pod.ready),
         "restarts": pod.restarts if pod else 0,
         "registered": registered,
         **({"claim": claim.name, "claimPhase": claim.phase} if claim is not None else {}),
         "conditions": [
-            conditions.condition(TYPE_READY, ready, ready_reason, ready_message, shard.generation),
-            conditions.condition(TYPE_REGISTERED, registered, REGISTERED if registered else reason,
-                                 "listed in the key map" if registered else message,
+            conditions.condition(TYPE_READY, ready, reason, message, shard.generation),
+            conditions.condition(TYPE_REGISTERED, registered,
+                                 REGISTERED if registered else registration[0],
+                                 "listed in the key map" if registered else registration[1],
                                  shard.generation),
+            *kstatus_conditions(ready, reason, message, stalled, shard.generation),
         ],
     }
 
@@ -352,6 +388,8 @@ def degraded_reasons(run: Pass, pods: Mapping[str, PodView], now: float
     reasons: list[tuple[str, str]] = []
     if run.problems:
         reasons.append((INVALID_SCHEMA, invalid_schema_message(run.problems)))
+    if run.template_refused:
+        reasons.append((TEMPLATE_REFUSED, listed(run.template_refused)))
     if crashing:
         reasons.append((CRASH_LOOP, f"{len(crashing)} shard(s) crash-looping, "
                         f"e.g. {', '.join(sorted(crashing)[:3])}"))
@@ -360,10 +398,19 @@ def degraded_reasons(run: Pass, pods: Mapping[str, PodView], now: float
     if full:
         reasons.append((KEY_MAP_FULL, f"{len(full)} shard(s) do not fit in the key map"))
     if run.claim_problems:
-        more = len(run.claim_problems) - 3
-        reasons.append((CLAIM_PROBLEM, "; ".join(run.claim_problems[:3])
-                        + (f"; and {more} more" if more > 0 else "")))
+        reasons.append((CLAIM_PROBLEM, listed(run.claim_problems)))
     return reasons
+
+
+def listed(items: list[str], shown: int = 3) -> str:
+    more = len(items) - shown
+    return "; ".join(items[:shown]) + (f"; and {more} more" if more > 0 else "")
+
+
+def stalled_reason(degraded: list[tuple[str, str]]) -> tuple[str, str] | None:
+    """The first of a ShardSet's degraded reasons that only a spec change can clear
+    (kstatus's ``Stalled``, which GitOps tools report as Failed), or None."""
+    return next((r for r in degraded if r[0] in STALLED_REASONS), None)
 
 
 def shardset_status(owner: ShardSetView, shards: list[ShardView], run: Pass, now: float
@@ -377,6 +424,7 @@ def shardset_status(owner: ShardSetView, shards: list[ShardView], run: Pass, now
     restarting = sorted(((p.restarts, n) for n, p in pods.items() if p.restarts > 0),
                         reverse=True)
     degraded = degraded_reasons(run, pods, now)
+    stalled = stalled_reason(degraded)
     rollout = rollout_status(run)
     rolling = not rollout.complete and not run.problems  # an invalid generation rolls nothing
     converged = (registered == desired and ready == desired and not degraded
@@ -385,28 +433,29 @@ def shardset_status(owner: ShardSetView, shards: list[ShardView], run: Pass, now
         ready_cond = conditions.condition(TYPE_READY, True, ALL_SHARDS_READY,
                                           f"{ready}/{desired} shards ready and registered",
                                           generation)
-        progressing = conditions.condition(TYPE_PROGRESSING, False, CONVERGED,
-                                           "every shard is ready and registered", generation)
-    elif degraded and not (registered < desired or ready < desired) and not rolling:
-        reason, message = degraded[0]
+        reason, message = CONVERGED, "every shard is ready, registered and up to date"
+    elif stalled is not None:
+        reason, message = stalled
         ready_cond = conditions.condition(TYPE_READY, False, reason, message, generation)
-        progressing = conditions.condition(TYPE_PROGRESSING, False, reason, message, generation)
     elif rolling:
         message = (f"rolling out the current template: {rollout.updated}/{desired} shards "
                    f"updated, {rollout.updated_ready} of them ready; {ready}/{desired} ready")
-        reason = degraded[0][0] if degraded else ROLLING_UPDATE
-        waiting = rollout.updated > rollout.updated_ready
-        ready_cond = conditions.condition(TYPE_READY, False, reason, message, generation)
-        progressing = conditions.condition(
-            TYPE_PROGRESSING, True, ROLLOUT_WAITING if waiting else ROLLING_UPDATE,
-            message + ("; waiting for the replaced shards to be Ready" if waiting else ""),
-            generation)
+        ready_cond = conditions.condition(TYPE_READY, False,
+                                          degraded[0][0] if degraded else ROLLING_UPDATE,
+                                          message, generation)
+        if rollout.updated > rollout.updated_ready:
+            reason = ROLLOUT_WAITING
+            message += "; waiting for the replaced shards to be Ready"
+        else:
+            reason = ROLLING_UPDATE
     else:
         message = f"{ready}/{desired} shards ready, {registered}/{desired} registered"
-        reason = degraded[0][0] if degraded else PROGRESSING
-        ready_cond = conditions.condition(TYPE_READY, False, reason, message, generation)
-        progressing = conditions.condition(TYPE_PROGRESSING, True, PROGRESSING, message,
-                                           generation)
+        if degraded:
+            message += f"; {degraded[0][1]}"
+        ready_cond = conditions.condition(TYPE_READY, False,
+                                          degraded[0][0] if degraded else PROGRESSING,
+                                          message, generation)
+        reason = PROGRESSING
     if degraded:
         degraded_cond = conditions.condition(TYPE_DEGRADED, True, degraded[0][0], degraded[0][1],
                                              generation)
@@ -425,5 +474,7 @@ def shardset_status(owner: ShardSetView, shards: list[ShardView], run: Pass, now
         "restarts": sum(p.restarts for p in pods.values()),
         "restartingShards": [{"shard": n, "restarts": r}
                              for r, n in restarting[:RESTARTING_LIST_MAX]],
-        "conditions": [ready_cond, progressing, degraded_cond],
+        "conditions": [ready_cond,
+                       *kstatus_conditions(converged, reason, message, stalled, generation),
+                       degraded_cond],
     }

@@ -127,6 +127,11 @@ class ApiError(Exception):
     def conflict(self) -> bool:
         return self.status == 409
 
+    @property
+    def invalid(self) -> bool:
+        """The object itself is refused (422 Invalid): only a change to it can help."""
+        return self.status == 422
+
 
 # No answer from the API server (connection refused or reset, a timeout): worth a retry.
 TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (aiohttp.ClientError, TimeoutError)

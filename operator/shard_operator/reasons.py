@@ -7,7 +7,10 @@ from __future__ import annotations
 # Condition types
 TYPE_READY = "Ready"
 TYPE_REGISTERED = "Registered"  # a Shard's
-TYPE_PROGRESSING = "Progressing"  # a ShardSet's
+# kstatus's (sigs.k8s.io/cli-utils/pkg/kstatus), for a ShardSet and a Shard alike:
+# Reconciling=True -> InProgress; Stalled=True -> Failed; neither -> Current.
+TYPE_RECONCILING = "Reconciling"  # the operator is still at work on it
+TYPE_STALLED = "Stalled"  # it cannot make progress without a change to the spec
 TYPE_DEGRADED = "Degraded"  # a ShardSet's
 
 # A Shard's Ready condition
@@ -43,3 +46,8 @@ CRASH_LOOP = "CrashLoopBackOff"
 ROLLING_UPDATE = "RollingUpdate"  # replacing outdated pods within maxUnavailable
 ROLLOUT_WAITING = "WaitingForReplacements"  # the budget is spent on pods not Ready yet
 CLAIM_PROBLEM = "ClaimProblem"  # a claim cannot be grown, or is not the shard's
+TEMPLATE_REFUSED = "TemplateRefused"  # the API server refuses the pods of the template
+
+# Why a ShardSet is Stalled: only a change to its spec (or to what it names) helps.
+STALLED_REASONS = (INVALID_SCHEMA, TEMPLATE_REFUSED, KEY_MAP_FULL, CLAIM_PROBLEM,
+                   NODE_ID_CONFLICT)

@@ -68,6 +68,11 @@ class UpdateStrategy:
     def in_partition(self, name: str) -> bool:
         return name >= self.partition
 
+    def replaces(self, name: str) -> bool:
+        """Whether an outdated pod of shard ``name`` is for this strategy to replace
+        (not under ``OnDelete``, nor below the partition)."""
+        return self.type != ON_DELETE and self.in_partition(name)
+
 
 @dataclass(frozen=True)
 class ShardPod:
@@ -113,8 +118,7 @@ class RolloutStatus:
 def status(pods: Iterable[ShardPod], strategy: UpdateStrategy) -> RolloutStatus:
     pods = list(pods)
     updated = [p for p in pods if p.exists and not p.outdated]
-    pending = 0 if strategy.type == ON_DELETE else sum(
-        1 for p in pods if p.exists and p.outdated and strategy.in_partition(p.name))
+    pending = sum(1 for p in pods if p.exists and p.outdated and strategy.replaces(p.name))
     return RolloutStatus(
         desired=len(pods), updated=len(updated),
         ready=sum(1 for p in pods if p.exists and p.ready),

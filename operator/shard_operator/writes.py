@@ -42,10 +42,11 @@ class Writes:
     async def _attempt(self, kind: str, verb: str, namespace: str, what: str,
                        call: Callable[[], Awaitable[dict[str, Any] | None]],
                        errors: list[str], *, missing_ok: bool,
-                       on_conflict: Callable[[], Awaitable[Any]] | None = None) -> Any:
+                       on_conflict: Callable[[], Awaitable[Any]] | None = None,
+                       invalid: list[str] | None = None) -> Any:
         """:meth:`send`, with a refusal worded as ``"<what>: <message>"`` into ``errors``
-        (None returned), but for a 404 when ``missing_ok`` and a 409 that ``on_conflict``
-        handles."""
+        (None returned), but for a 404 when ``missing_ok``, a 409 that ``on_conflict``
+        handles and a 422 (the object is invalid) that goes to ``invalid`` if given."""
         try:
             return await self.send(kind, verb, namespace, call)
         except ApiError as error:
@@ -53,13 +54,15 @@ class Writes:
                 return None
             if error.conflict and on_conflict is not None:
                 return await on_conflict()
-            errors.append(f"{what}: {error.message}")
+            (invalid if error.invalid and invalid is not None else errors).append(
+                f"{what}: {error.message}")
             return None
 
     async def create(self, body: dict[str, Any], errors: list[str], *,
-                     conflict: str) -> Any:
+                     conflict: str, invalid: list[str] | None = None) -> Any:
         """Create ``body``; on a conflict, ``CONFLICT_READ`` reads the existing object
-        into the cache and returns it, ``CONFLICT_IGNORE`` returns None."""
+        into the cache and returns it, ``CONFLICT_IGNORE`` returns None; a 422 goes to
+        ``invalid`` when given (else to ``errors``)."""
         kind, meta = body["kind"], body["metadata"]
         namespace, name = meta["namespace"], meta["name"]
 
@@ -73,7 +76,8 @@ class Writes:
                 else f"creating {kind} {name} was refused")
         return await self._attempt(kind, "create", namespace, what,
                                    lambda: self.kube.create(body), errors, missing_ok=False,
-                                   on_conflict=read if conflict == CONFLICT_READ else ignore)
+                                   on_conflict=read if conflict == CONFLICT_READ else ignore,
+                                   invalid=invalid)
 
     async def patch(self, kind: str, namespace: str, name: str, patch: dict[str, Any],
                     errors: list[str]) -> Any:

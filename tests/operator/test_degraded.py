@@ -95,12 +95,18 @@ def test_refused_template_is_reported_and_disturbs_nothing(kubectl: Kubectl, ope
 
     bad = wait_for(lambda: degraded("bad"), 60, what="ShardSet bad Degraded")
     cond = condition(bad, "Degraded")
-    assert cond["reason"] == "ReconcileError"
+    assert cond["reason"] == "TemplateRefused"
     assert "activeDeadlineSeconds" in cond["message"] and "was refused" in cond["message"]
     assert condition(bad, "Ready")["status"] == "False"
+    # Only a spec change can help: Stalled (kstatus: Failed), not Reconciling.
+    assert condition(bad, "Stalled")["status"] == "True"
+    assert condition(bad, "Stalled")["reason"] == "TemplateRefused"
+    assert condition(bad, "Reconciling")["status"] == "False"
     assert bad["status"]["readyShards"] == 0 and bad["status"]["registeredShards"] == 0
-    events = wait_for(lambda: warning_events(kubectl, "bad", "ReconcileError"), 20,
-                      what="a ReconcileError event")
+    shard = kubectl.items("shards", "-lshards.anoma.net/node-id=node-bad")[0]
+    assert condition(shard, "Stalled")["reason"] == "TemplateRefused"
+    events = wait_for(lambda: warning_events(kubectl, "bad", "TemplateRefused"), 20,
+                      what="a TemplateRefused event")
     assert "activeDeadlineSeconds" in events[0]["note"]
     # The other ShardSet in the namespace is served all the same.
     wait_ready(kubectl, "good", 1)
@@ -125,8 +131,9 @@ def test_refused_template_edit_keeps_running_pods(kubectl: Kubectl, operator) ->
                             else None)(kubectl.json("shardset", "steady")), 30,
                    what="Degraded after a refused template edit")
     cond = condition(obj, "Degraded")
-    assert cond["reason"] == "ReconcileError"
+    assert cond["reason"] == "TemplateRefused"
     assert "refused" in cond["message"] and "activeDeadlineSeconds" in cond["message"]
+    assert condition(obj, "Stalled")["status"] == "True"
     assert obj["status"]["observedGeneration"] == obj["metadata"]["generation"]
     after = {p["metadata"]["name"]: p["metadata"]["uid"]
              for p in kubectl.items("pods", "-lshards.anoma.net/node-id=node-steady")}

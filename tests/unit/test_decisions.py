@@ -143,26 +143,65 @@ def pass_with(shards: list[ShardView], *, ready: int, registered: int, **extra: 
 TWO = [shard("a"), shard("b")]
 
 
-@pytest.mark.parametrize(("run", "expected"), [
+def kstatus_of(status: dict[str, Any]) -> str:
+    """What kstatus makes of these conditions (its generic rule, in its order)."""
+    for c in status["conditions"]:
+        if c["type"] == "Reconciling" and c["status"] == "True":
+            return "InProgress"
+        if c["type"] == "Stalled" and c["status"] == "True":
+            return "Failed"
+    return "Current"
+
+
+def refused_template(run: Pass) -> Pass:
+    run.template_refused.append("the new pod template is refused: spec.x: Invalid")
+    return run
+
+
+@pytest.mark.parametrize(("run", "expected", "kstatus"), [
     (pass_with(TWO, ready=2, registered=2),
-     {"Ready": ("True", "AllShardsReady"), "Progressing": ("False", "Converged"),
-      "Degraded": ("False", "Healthy")}),
+     {"Ready": ("True", "AllShardsReady"), "Reconciling": ("False", "Converged"),
+      "Stalled": ("False", "Converged"), "Degraded": ("False", "Healthy")}, "Current"),
     (pass_with(TWO, ready=1, registered=2),
-     {"Ready": ("False", "Progressing"), "Progressing": ("True", "Progressing"),
-      "Degraded": ("False", "Healthy")}),
-    # an invalid generation over running shards: not progressing, degraded
+     {"Ready": ("False", "Progressing"), "Reconciling": ("True", "Progressing"),
+      "Stalled": ("False", "Progressing"), "Degraded": ("False", "Healthy")}, "InProgress"),
+    # every pod Ready, one not registered yet: not converged
+    (pass_with(TWO, ready=2, registered=1),
+     {"Ready": ("False", "Progressing"), "Reconciling": ("True", "Progressing"),
+      "Stalled": ("False", "Progressing"), "Degraded": ("False", "Healthy")}, "InProgress"),
+    # an invalid generation over running shards: stalled until the spec changes
     (pass_with(TWO, ready=2, registered=2, problems=["spec.schema[1]: bad"]),
-     {"Ready": ("False", "InvalidSchema"), "Progressing": ("False", "InvalidSchema"),
-      "Degraded": ("True", "InvalidSchema")}),
-    # a failed write while shards are still coming up: progressing, reason shown
+     {"Ready": ("False", "InvalidSchema"), "Reconciling": ("False", "InvalidSchema"),
+      "Stalled": ("True", "InvalidSchema"), "Degraded": ("True", "InvalidSchema")}, "Failed"),
+    # ... also while the shards of the last good generation still come up
+    (pass_with(TWO, ready=0, registered=0, problems=["spec.schema[1]: bad"]),
+     {"Ready": ("False", "InvalidSchema"), "Reconciling": ("False", "InvalidSchema"),
+      "Stalled": ("True", "InvalidSchema"), "Degraded": ("True", "InvalidSchema")}, "Failed"),
+    # a failed write while shards are still coming up: retried, so reconciling
     (pass_with(TWO, ready=1, registered=1, errors=["creating Pod b was refused: quota"]),
-     {"Ready": ("False", "ReconcileError"), "Progressing": ("True", "Progressing"),
-      "Degraded": ("True", "ReconcileError")}),
-], ids=["converged", "progressing", "invalid-schema", "write-failed"])
-def test_shardset_status(run: Pass, expected: dict[str, tuple[str, str]]) -> None:
+     {"Ready": ("False", "ReconcileError"), "Reconciling": ("True", "Progressing"),
+      "Stalled": ("False", "Progressing"), "Degraded": ("True", "ReconcileError")},
+     "InProgress"),
+    # the API server refuses the template's pods: only a spec change helps
+    (refused_template(pass_with(TWO, ready=0, registered=0)),
+     {"Ready": ("False", "TemplateRefused"), "Reconciling": ("False", "TemplateRefused"),
+      "Stalled": ("True", "TemplateRefused"), "Degraded": ("True", "TemplateRefused")},
+     "Failed"),
+    # a key that does not fit in the key map
+    (pass_with(TWO, ready=2, registered=1,
+               unregistered_reason={TWO[1].name: ("KeyMapFull", "full")}),
+     {"Ready": ("False", "KeyMapFull"), "Reconciling": ("False", "KeyMapFull"),
+      "Stalled": ("True", "KeyMapFull"), "Degraded": ("True", "KeyMapFull")}, "Failed"),
+], ids=["converged", "pod-not-ready", "not-registered", "invalid-schema",
+        "invalid-schema-while-coming-up", "write-failed", "template-refused", "key-map-full"])
+def test_shardset_status(run: Pass, expected: dict[str, tuple[str, str]], kstatus: str
+                         ) -> None:
     status = shardset(run, TWO)
     assert conds(status) == expected
+    assert kstatus_of(status) == kstatus
     assert (status["desiredShards"], status["observedGeneration"]) == (2, 3)
+    stalled = conditions.find(status["conditions"], "Stalled")
+    assert stalled is not None and stalled["message"]
 
 
 @pytest.mark.parametrize(("pods", "degraded"), [
@@ -196,22 +235,65 @@ def test_key_map_full_degrades_and_invalid_schema_lists_entries() -> None:
     assert decisions.degraded_reasons(run, {}, NOW)[1][0] == "KeyMapFull"
 
 
-@pytest.mark.parametrize(("unregistered", "ready", "expected"), [
-    ({}, True, {"Ready": ("True", "PodReady"), "Registered": ("True", "Registered")}),
-    ({"x": ("KeyMapPending", "retried")}, True,
-     {"Ready": ("True", "PodReady"), "Registered": ("False", "KeyMapPending")}),
-    ({"x": ("WorkloadMissing", "waiting")}, None,
-     {"Ready": ("False", "PodMissing"), "Registered": ("False", "WorkloadMissing")}),
-    ({}, False, {"Ready": ("False", "PodNotReady"), "Registered": ("True", "Registered")}),
-], ids=["registered", "pending", "no-pod", "not-ready"])
+@pytest.mark.parametrize(("unregistered", "ready", "outdated", "expected", "kstatus"), [
+    ({}, True, False,
+     {"Ready": ("True", "PodReady"), "Registered": ("True", "Registered"),
+      "Reconciling": ("False", "PodReady"), "Stalled": ("False", "PodReady")}, "Current"),
+    # the Pod is Ready, the key not listed yet: the Shard is not Ready
+    ({"x": ("KeyMapPending", "retried")}, True, False,
+     {"Ready": ("False", "KeyMapPending"), "Registered": ("False", "KeyMapPending"),
+      "Reconciling": ("True", "KeyMapPending"), "Stalled": ("False", "KeyMapPending")},
+     "InProgress"),
+    ({"x": ("WorkloadMissing", "waiting")}, None, False,
+     {"Ready": ("False", "PodMissing"), "Registered": ("False", "WorkloadMissing"),
+      "Reconciling": ("True", "PodMissing"), "Stalled": ("False", "PodMissing")},
+     "InProgress"),
+    ({}, False, False,
+     {"Ready": ("False", "PodNotReady"), "Registered": ("True", "Registered"),
+      "Reconciling": ("True", "PodNotReady"), "Stalled": ("False", "PodNotReady")},
+     "InProgress"),
+    # on an older template the rollout will replace
+    ({}, True, True,
+     {"Ready": ("False", "RollingUpdate"), "Registered": ("True", "Registered"),
+      "Reconciling": ("True", "RollingUpdate"), "Stalled": ("False", "RollingUpdate")},
+     "InProgress"),
+    # a key that does not fit: stalled, with the registration's reason
+    ({"x": ("KeyMapFull", "too big")}, True, False,
+     {"Ready": ("False", "KeyMapFull"), "Registered": ("False", "KeyMapFull"),
+      "Reconciling": ("False", "KeyMapFull"), "Stalled": ("True", "KeyMapFull")}, "Failed"),
+], ids=["registered", "pending", "no-pod", "not-ready", "outdated", "key-map-full"])
 def test_shard_status(unregistered: dict[str, tuple[str, str]], ready: bool | None,
-                      expected: dict[str, tuple[str, str]]) -> None:
+                      outdated: bool, expected: dict[str, tuple[str, str]], kstatus: str
+                      ) -> None:
     s = shard("a", name="x")
     run = Pass(outcomes={"x": outcome(ready=ready)}, unregistered_reason=unregistered,
                registered=set() if unregistered else {"x"})
+    run.outcomes["x"].outdated = outdated
     status = decisions.shard_status(s, run, "ns")
     assert conds(status) == expected
+    assert kstatus_of(status) == kstatus
     assert status["service"] == "x.ns.svc:8080"
+    assert status["ready"] is bool(ready)  # the Pod's readiness, as the printer column
+
+
+def test_shard_status_outdated_but_kept_by_the_strategy_is_ready() -> None:
+    s = shard("a", name="x")
+    run = Pass(outcomes={"x": outcome(ready=True)}, registered={"x"},
+               strategy=UpdateStrategy(type="OnDelete"))
+    run.outcomes["x"].outdated = True
+    assert conds(decisions.shard_status(s, run, "ns"))["Ready"] == ("True", "PodReady")
+    run.strategy = UpdateStrategy(partition="y")  # "x" sorts before the partition
+    assert conds(decisions.shard_status(s, run, "ns"))["Ready"] == ("True", "PodReady")
+
+
+def test_shard_refused_by_the_api_server_is_stalled() -> None:
+    s = shard("a", name="x")
+    run = Pass(outcomes={"x": ShardOutcome(error="creating Pod x was refused: bad",
+                                           stalled=("TemplateRefused", "bad"))},
+               unregistered_reason={"x": ("WorkloadMissing", "waiting")})
+    status = decisions.shard_status(s, run, "ns")
+    assert conds(status)["Stalled"] == ("True", "TemplateRefused")
+    assert kstatus_of(status) == "Failed"
 
 
 @pytest.mark.parametrize(("before", "after", "event"), [
@@ -256,6 +338,8 @@ def test_split_refused_and_refused_status() -> None:
     assert ok == [good] and refused == [hand_made, undecodable]
     assert conds(decisions.refused_status(hand_made))["Registered"] == (
         "False", "NameNotDerived")
+    assert conds(decisions.refused_status(hand_made))["Stalled"] == ("True", "NameNotDerived")
+    assert kstatus_of(decisions.refused_status(hand_made)) == "Failed"
     assert conds(decisions.refused_status(undecodable))["Registered"] == (
         "False", "InvalidKey")
 
@@ -314,12 +398,17 @@ def test_shardset_status_during_a_rollout_is_not_converged() -> None:
     run.outcomes[TWO[1].name].outdated = True
     status = shardset(run, TWO)
     assert conds(status)["Ready"] == ("False", "RollingUpdate")
-    assert conds(status)["Progressing"] == ("True", "RollingUpdate")
+    assert conds(status)["Reconciling"] == ("True", "RollingUpdate")
+    assert kstatus_of(status) == "InProgress"
     assert status["updatedShards"] == 1
     assert status["storage"].startswith("emptyDir")
     # OnDelete: an outdated pod is left alone, and the ShardSet converges
     run.strategy = UpdateStrategy(type="OnDelete")
     assert conds(shardset(run, TWO))["Ready"] == ("True", "AllShardsReady")
+    # the replacement made, not Ready yet
+    run.outcomes[TWO[1].name] = ShardOutcome(pod=pod(TWO[1].name, ready=False),
+                                             service=service(TWO[1].name))
+    assert conds(shardset(run, TWO))["Reconciling"] == ("True", "Progressing")
 
 
 def test_an_invalid_generation_over_outdated_pods_is_not_a_rollout() -> None:
@@ -327,6 +416,14 @@ def test_an_invalid_generation_over_outdated_pods_is_not_a_rollout() -> None:
     run.outcomes[TWO[1].name].outdated = True
     status = shardset(run, TWO)
     assert conds(status)["Ready"] == ("False", "InvalidSchema")
-    assert conds(status)["Progressing"] == ("False", "InvalidSchema")
+    assert conds(status)["Stalled"] == ("True", "InvalidSchema")
+    assert kstatus_of(status) == "Failed"
     ready = next(c for c in status["conditions"] if c["type"] == "Ready")
     assert "spec.x: bad" in ready["message"]
+
+
+def test_a_duplicate_shardset_is_stalled() -> None:
+    status, message = decisions.duplicate_status(owner(), owner())
+    assert conds(status)["Stalled"] == ("True", "NodeIdConflict")
+    assert conds(status)["Reconciling"] == ("False", "NodeIdConflict")
+    assert kstatus_of(status) == "Failed" and "already used" in message

@@ -12,6 +12,7 @@ from .. import budget, render, volumes
 from ..cache import ShardSetView, ShardView
 from ..constants import ANNOTATION_TEMPLATE_HASH
 from ..decisions import Pass, ShardOutcome, metadata_patch, pods_to_roll, service_patch
+from ..reasons import CLAIM_PROBLEM, TEMPLATE_REFUSED
 from ..spec import ShardSetSpec
 from ..writes import CONFLICT_IGNORE, Writes
 
@@ -30,8 +31,8 @@ async def ensure(writes: Writes, namespace: str, owner: ShardSetView, shards: li
     assert replacement is not None
     refusal = await writes.refused(replacement)
     if refusal is not None:
-        run.errors.append("the new pod template is refused by the API server, running "
-                          f"pods are kept: {refusal}")
+        run.template_refused.append("the new pod template is refused by the API server, "
+                                    f"running pods are kept: {refusal}")
         return
     await writes.bounded(
         partial(writes.delete, "Pod", namespace, run.outcomes[n].pod, run.errors)
@@ -85,6 +86,7 @@ async def _claim(writes: Writes, namespace: str, shard: ShardView, full: dict[st
     elif not volumes.adoptable(claim.as_object(), shard.name):
         outcome.error = (f"a PersistentVolumeClaim {name} exists that this operator did not "
                          "make for this shard; it is not used")
+        outcome.stalled = (CLAIM_PROBLEM, outcome.error)
         run.claim_problems.append(outcome.error)
         return False
     else:
@@ -107,11 +109,18 @@ async def _claim(writes: Writes, namespace: str, shard: ShardView, full: dict[st
 
 async def _create(writes: Writes, body: dict[str, Any], run: Pass, outcome: ShardOutcome
                   ) -> Any:
+    """Create a Shard's claim, Service or Pod. A Pod the API server finds invalid is
+    the template's fault (only a spec change helps): ``run.template_refused``."""
     failed: list[str] = []
-    view = await writes.create(body, failed, conflict=CONFLICT_IGNORE)
-    if failed:
-        outcome.error = failed[0]
+    invalid: list[str] = []
+    view = await writes.create(body, failed, conflict=CONFLICT_IGNORE,
+                               invalid=invalid if body["kind"] == "Pod" else None)
+    if failed or invalid:
+        outcome.error = (failed or invalid)[0]
         run.errors.extend(failed)
+        run.template_refused.extend(invalid)
+        if invalid:
+            outcome.stalled = (TEMPLATE_REFUSED, invalid[0])
     return view
 
 
