@@ -179,6 +179,8 @@ class ClaimView:
     phase: str  # Pending, Bound, Lost
     resize_problem: str  # a failed or refused resize, from the claim's conditions
     deleting: bool
+    storage_class: str | None = None
+    access_modes: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, body: dict[str, Any]) -> ClaimView:
@@ -192,13 +194,17 @@ class ClaimView:
                    storage=((spec.get("resources") or {}).get("requests") or {}).get("storage"),
                    capacity=(status.get("capacity") or {}).get("storage"),
                    phase=status.get("phase", "Pending"), resize_problem=problem,
-                   deleting=bool(meta.get("deletionTimestamp")))
+                   deleting=bool(meta.get("deletionTimestamp")),
+                   storage_class=spec.get("storageClassName"),
+                   access_modes=tuple(spec.get("accessModes") or ()))
 
     def as_object(self) -> dict[str, Any]:
         """What :func:`shard_operator.volumes.claim_change` compares."""
         return {"metadata": {"name": self.name, "labels": self.labels,
                              "ownerReferences": self.owner_references},
-                "spec": {"resources": {"requests": {"storage": self.storage}}}}
+                "spec": {"resources": {"requests": {"storage": self.storage}},
+                         "storageClassName": self.storage_class,
+                         "accessModes": list(self.access_modes)}}
 
 
 @dataclass(slots=True)

@@ -86,18 +86,35 @@ def _quantity(text: str | None) -> Decimal | None:
 def claim_change(current: dict[str, Any], desired: dict[str, Any], shard_uid: str
                  ) -> ClaimChange:
     """What to patch into ``current`` so it matches ``desired``: a larger storage
-    request, and the Shard as owner added (Delete) or removed (Retain)."""
+    request, and the Shard as owner added (Delete) or removed (Retain); and what the
+    template asks that a claim cannot do (shrink, change its class or access modes: the
+    existing claim is kept as it is)."""
     patch: dict[str, Any] = {}
-    problem = ""
+    problems = []
+    name = current["metadata"]["name"]
+    current_spec = current.get("spec") or {}
     want = requested_storage(desired["spec"])
-    have = (current.get("spec") or {}).get("resources", {}).get("requests", {}).get("storage")
+    have = current_spec.get("resources", {}).get("requests", {}).get("storage")
     want_q, have_q = _quantity(want), _quantity(have)
     if want_q is not None and have_q is not None:
         if want_q > have_q:
             patch["spec"] = {"resources": {"requests": {"storage": want}}}
         elif want_q < have_q:
-            problem = (f"claim {current['metadata']['name']} requests {have}; the template "
-                       f"asks {want}, and a claim cannot shrink")
+            problems.append(f"claim {name} requests {have}; the template asks {want}, and "
+                            "a claim cannot shrink")
+    want_class, have_class = desired["spec"].get("storageClassName"), current_spec.get(
+        "storageClassName")
+    if want_class is not None and have_class is not None and want_class != have_class:
+        problems.append(f"claim {name} has StorageClass {have_class}; the template asks "
+                        f"{want_class}, and a claim's class cannot change (delete the claim "
+                        "to have it made again, empty, in the new class)")
+    want_modes = sorted(desired["spec"].get("accessModes") or [])
+    have_modes = sorted(current_spec.get("accessModes") or [])
+    if want_modes and have_modes and want_modes != have_modes:
+        problems.append(f"claim {name} has access modes {', '.join(have_modes)}; the "
+                        f"template asks {', '.join(want_modes)}, and a claim's access modes "
+                        "cannot change")
+    problem = "; ".join(problems)
     owners = current["metadata"].get("ownerReferences") or []
     ours = [o for o in owners if o.get("uid") == shard_uid]
     others = [o for o in owners if o.get("uid") != shard_uid]

@@ -68,6 +68,28 @@ def test_resize(have: str, want: str, patch: dict, problem: str) -> None:
     assert (problem in change.problem) if problem else change.problem == ""
 
 
+
+@pytest.mark.parametrize(("have", "want", "problem"), [
+    ({"storageClassName": "fast"}, {"storageClassName": "fast"}, ""),
+    ({"storageClassName": "fast"}, {}, ""),  # the template leaves the class to the default
+    ({"storageClassName": "fast"}, {"storageClassName": "slow"},
+     "has StorageClass fast; the template asks slow, and a claim's class cannot change"),
+    ({"accessModes": ["ReadWriteOnce"]}, {}, ""),  # the default mode
+    ({"accessModes": ["ReadWriteOnce"]}, {"accessModes": ["ReadWriteOncePod"]},
+     "has access modes ReadWriteOnce; the template asks ReadWriteOncePod"),
+], ids=["same-class", "default-class", "class-changed", "default-mode", "mode-changed"])
+def test_immutable_fields_are_reported_not_patched(have: dict, want: dict, problem: str
+                                                   ) -> None:
+    template = {"spec": {"resources": {"requests": {"storage": "1Gi"}}, **want}}
+    desired = desired_claim(SHARD, {"volumeClaimTemplate": template})
+    assert desired is not None
+    current = existing("1Gi")
+    current["spec"].update(have)
+    change = claim_change(current, desired, "u-1")
+    assert change.patch == {}
+    assert (problem in change.problem) if problem else change.problem == ""
+
+
 def test_retention_change_moves_the_owner() -> None:
     delete = desired_claim(SHARD, {"volumeClaimTemplate": TEMPLATE,
                                    "persistentVolumeClaimRetentionPolicy":

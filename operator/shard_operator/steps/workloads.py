@@ -80,8 +80,8 @@ async def _claim(writes: Writes, namespace: str, shard: ShardView, full: dict[st
     if claim is None:
         claim = await _create(writes, desired, run, outcome)
     elif claim.deleting:
-        outcome.error = f"its PersistentVolumeClaim {name} is being deleted"
-        run.claim_problems.append(f"claim {name} is being deleted; its shard waits")
+        # Not a problem to report: the claim goes, and the next pass makes it again.
+        outcome.error = f"its PersistentVolumeClaim {name} is being deleted; the shard waits"
         return False
     elif not volumes.adoptable(claim.as_object(), shard.name):
         outcome.error = (f"a PersistentVolumeClaim {name} exists that this operator did not "
