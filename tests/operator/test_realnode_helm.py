@@ -110,6 +110,14 @@ def test_operator_image_from_the_chart_converges_on_its_service_account(
         metrics.close()
     assert status == 200, text
     assert metric_total(text, "shard_operator_api_writes_total") >= 3 * 3  # Shard+Pod+Service
+    # `helm test`: the chart's own test pod (from the operator image, on the real node
+    # with host networking like the operator) reads the operator's metrics.
+    tested = helm("test", RELEASE, "-n", namespace, "--logs", "--timeout", "120s",
+                  kubeconfig=cluster.kubeconfig, check=False)
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+    assert "Phase:          Succeeded" in tested.stdout, tested.stdout
+    assert f"ok: http://127.0.0.1:{release['metrics']}/metrics" in tested.stdout, tested.stdout
+
     logs = kubectl("logs", name).stdout
     assert "Forbidden" not in logs and "Traceback" not in logs, logs[-4000:]
     assert f"system:serviceaccount:{namespace}:{ACCOUNT}" not in logs  # no RBAC refusal
