@@ -87,7 +87,10 @@ class FakeKube:
             raise ApiError(404, "NotFound", "not found")
         body = copy.deepcopy(self.objects[(kind, namespace, name)])
         for section, values in patch.items():
-            body.setdefault(section, {}).update(values)
+            if values.get("$patch") == "replace":  # strategic merge: the section as sent
+                body[section] = {k: v for k, v in values.items() if k != "$patch"}
+            else:
+                body.setdefault(section, {}).update(values)
         return self._store(kind, body)
 
     async def patch_status(self, kind: str, namespace: str, name: str,
