@@ -103,14 +103,29 @@ def network_policy(shardset: dict[str, Any], node_id: str,
     }
 
 
+def merge_diff(current: Mapping[str, Any], desired: Mapping[str, Any]) -> dict[str, Any]:
+    """The JSON merge patch (RFC 7386) that turns ``current`` into ``desired``: keys
+    ``desired`` lacks are set to null (removed), maps are diffed key by key and any
+    other value (lists included) is sent whole where it differs."""
+    patch: dict[str, Any] = {k: None for k in current if k not in desired}
+    for key, want in desired.items():
+        have = current.get(key)
+        if isinstance(want, dict) and isinstance(have, dict):
+            inner = merge_diff(have, want)
+            if inner:
+                patch[key] = inner
+        elif key not in current or have != want:
+            patch[key] = want
+    return patch
+
+
 def policy_patch(current: Mapping[str, Any], desired: Mapping[str, Any], owner_uid: str
                  ) -> dict[str, Any]:
-    """What brings ``current`` back to ``desired`` (empty: nothing to do): the owned
-    labels, the owner reference, and the whole spec when any of it differs.
-
-    The spec is sent with ``$patch: replace``: a strategic merge patch would merge
-    maps, so a label someone added to a selector would stay (a narrower podSelector
-    leaves shard pods open)."""
+    """What brings ``current`` back to ``desired`` (empty: nothing to do), as a JSON merge
+    patch (what ``kube.py`` sends for this API group): the owned labels, the owner
+    reference (the list as a whole: the ShardSet is this object's only owner), and the
+    spec exactly, every added key removed (a label added to the pod selector would
+    narrow it and leave shard pods open)."""
     patch: dict[str, Any] = {}
     meta, want = current.get("metadata") or {}, desired["metadata"]
     labels = meta.get("labels") or {}
@@ -119,6 +134,7 @@ def policy_patch(current: Mapping[str, Any], desired: Mapping[str, Any], owner_u
         patch.setdefault("metadata", {})["labels"] = drifted
     if not any(ref.get("uid") == owner_uid for ref in meta.get("ownerReferences") or ()):
         patch.setdefault("metadata", {})["ownerReferences"] = want["ownerReferences"]
-    if current.get("spec") != desired["spec"]:
-        patch["spec"] = {"$patch": "replace", **desired["spec"]}
+    spec = merge_diff(current.get("spec") or {}, desired["spec"])
+    if spec:
+        patch["spec"] = spec
     return patch

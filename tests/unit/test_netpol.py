@@ -10,11 +10,17 @@ import pytest
 
 from shard_operator.budget import pod_disruption_budget
 from shard_operator.cache import Cache, NetworkPolicyView
-from shard_operator.netpol import label_selector, network_policy, peers, policy_patch
+from shard_operator.netpol import (
+    label_selector,
+    merge_diff,
+    network_policy,
+    peers,
+    policy_patch,
+)
 from shard_operator.render import owned_labels
 from shard_operator.rollout import UpdateStrategy
 from shard_operator.spec import ShardSetSpec
-from tests.unit.fakekube import World
+from tests.unit.fakekube import World, merged
 
 SHARDSET = {"metadata": {"name": "set-1", "namespace": "ns", "uid": "u-9"}}
 CLIENTS = {"podSelector": {"matchLabels": {"shards.anoma.net/client": "node-1"}}}
@@ -139,9 +145,18 @@ def test_a_drifted_spec_is_replaced_as_a_whole(edit: Any) -> None:
     desired = network_policy(SHARDSET, "node-1")
     current = stored(desired)
     edit(current["spec"])
-    # "$patch: replace": a strategic merge would keep an added selector label or key
+    patch = policy_patch(current, desired, "u-9")
+    assert set(patch) == {"spec"}
+    # as a merge patch: every added key removed (null), not merged into the rest
+    assert merged(copy.deepcopy(current), patch)["spec"] == desired["spec"]
+
+
+def test_a_label_added_to_the_pod_selector_is_removed_not_merged() -> None:
+    desired = network_policy(SHARDSET, "node-1")
+    current = stored(desired)
+    current["spec"]["podSelector"]["matchLabels"]["extra"] = "x"
     assert policy_patch(current, desired, "u-9") == {
-        "spec": {"$patch": "replace", **desired["spec"]}}
+        "spec": {"podSelector": {"matchLabels": {"extra": None}}}}
 
 
 def test_a_changed_client_selector_replaces_the_peers() -> None:
@@ -149,6 +164,7 @@ def test_a_changed_client_selector_replaces_the_peers() -> None:
     after = network_policy(SHARDSET, "node-1", [{"namespaceSelector": {
         "matchLabels": {"team": "a"}}}])
     patch = policy_patch(stored(before), after, "u-9")
+    assert patch == {"spec": {"ingress": after["spec"]["ingress"]}}  # a list: sent whole
     assert patch["spec"]["ingress"][0]["from"] == [
         CLIENTS, {"namespaceSelector": {"matchLabels": {"team": "a"}}}]
 
@@ -211,3 +227,23 @@ async def test_a_deleted_policy_is_made_again() -> None:
     world.cache.remove("NetworkPolicy", "ns", "shard-clients-node-1")
     await world.reconcile()
     assert world.kube.stored("NetworkPolicy", "shard-clients-node-1") is not None
+
+
+MERGE = [
+    ("equal", {"a": 1, "m": {"x": 1}}, {"a": 1, "m": {"x": 1}}, {}),
+    ("an added key removed", {"a": 1, "b": 2}, {"a": 1}, {"b": None}),
+    ("a nested key removed, the rest kept", {"m": {"x": 1, "y": 2}}, {"m": {"x": 1}},
+     {"m": {"y": None}}),
+    ("a list sent whole", {"l": [1, 2, 3]}, {"l": [1, 2]}, {"l": [1, 2]}),
+    ("a missing map sent whole", {}, {"m": {}}, {"m": {}}),
+    ("a map in place of a value", {"m": 1}, {"m": {"x": 1}}, {"m": {"x": 1}}),
+]
+
+
+@pytest.mark.parametrize(("current", "desired", "patch"), [c[1:] for c in MERGE],
+                         ids=[c[0] for c in MERGE])
+def test_merge_diff_turns_current_into_desired(current: dict[str, Any],
+                                               desired: dict[str, Any],
+                                               patch: dict[str, Any]) -> None:
+    assert merge_diff(current, desired) == patch
+    assert merged(copy.deepcopy(current), patch) == desired
