@@ -200,7 +200,8 @@ def _split_labels(inner: str) -> list[str]:
 
 WRITE_VERBS = {"POST", "PUT", "PATCH", "DELETE", "APPLY", "DELETECOLLECTION", "CREATE",
                "UPDATE"}
-OPERATOR_RESOURCES = {"shardsets", "shards", "pods", "services", "configmaps", "events"}
+OPERATOR_RESOURCES = {"shardsets", "shards", "pods", "services", "configmaps", "events",
+                      "networkpolicies"}
 # kwok writes pod status and the scheduler binds pods: neither is the operator.
 FOREIGN_SUBRESOURCES = {("pods", "status"), ("pods", "binding"), ("pods", "eviction")}
 

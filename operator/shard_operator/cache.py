@@ -14,6 +14,7 @@ from .constants import (
     GROUP,
     KEY_MAP_PREFIX,
     LABEL_ORIGIN,
+    NETPOL_PREFIX,
 )
 from .failing import last_failure
 from .keys import HASH_CHARS, InvalidKey, Key, decode_segments
@@ -225,6 +226,32 @@ class BudgetView:
                    deleting=bool(meta.get("deletionTimestamp")))
 
 
+@dataclass(slots=True)
+class NetworkPolicyView:
+    """The ShardSet's NetworkPolicy (``shard-clients-<nodeId>``)."""
+
+    name: str
+    uid: str
+    labels: dict[str, str]
+    owner_references: list[dict[str, Any]]
+    spec: dict[str, Any]
+    deleting: bool
+
+    @classmethod
+    def of(cls, body: dict[str, Any]) -> NetworkPolicyView:
+        meta = body["metadata"]
+        return cls(name=meta["name"], uid=meta["uid"], labels=dict(meta.get("labels") or {}),
+                   owner_references=list(meta.get("ownerReferences") or []),
+                   spec=dict(body.get("spec") or {}),
+                   deleting=bool(meta.get("deletionTimestamp")))
+
+    def as_object(self) -> dict[str, Any]:
+        """What :func:`shard_operator.netpol.policy_patch` compares."""
+        return {"metadata": {"name": self.name, "labels": self.labels,
+                             "ownerReferences": self.owner_references},
+                "spec": self.spec}
+
+
 def _version(meta: dict[str, Any]) -> int | None:
     """The resourceVersion as a number (etcd's revision), or None if it is not one."""
     value = meta.get("resourceVersion", "")
@@ -233,7 +260,8 @@ def _version(meta: dict[str, Any]) -> int | None:
 
 VIEWS: dict[str, Any] = {"ShardSet": ShardSetView, "Shard": ShardView, "Pod": PodView,
                          "Service": ServiceView, "ConfigMap": ConfigMapView,
-                         "PersistentVolumeClaim": ClaimView, "PodDisruptionBudget": BudgetView}
+                         "PersistentVolumeClaim": ClaimView, "PodDisruptionBudget": BudgetView,
+                         "NetworkPolicy": NetworkPolicyView}
 SHARD_NAMED = ("Pod", "Service", "PersistentVolumeClaim")  # named after their Shard
 
 
@@ -268,13 +296,15 @@ class Cache:
     @staticmethod
     def relevant(kind: str, name: str) -> bool:
         """Whether the operator keeps this object: its own kinds, shard-named Pods,
-        Services and claims, key-map ConfigMaps and shard budgets."""
+        Services and claims, key-map ConfigMaps, shard budgets and client policies."""
         if kind in SHARD_NAMED:
             return node_of_shard_name(name) is not None
         if kind == "ConfigMap":
             return name.startswith(KEY_MAP_PREFIX)
         if kind == "PodDisruptionBudget":
             return name.startswith(BUDGET_PREFIX)
+        if kind == "NetworkPolicy":
+            return name.startswith(NETPOL_PREFIX)
         return True
 
     def node_of(self, kind: str, namespace: str, name: str, body: dict[str, Any] | None = None
@@ -291,6 +321,8 @@ class Cache:
             return name[len(KEY_MAP_PREFIX):] if name.startswith(KEY_MAP_PREFIX) else None
         if kind == "PodDisruptionBudget":
             return name[len(BUDGET_PREFIX):] if name.startswith(BUDGET_PREFIX) else None
+        if kind == "NetworkPolicy":
+            return name[len(NETPOL_PREFIX):] if name.startswith(NETPOL_PREFIX) else None
         return None
 
     def put(self, kind: str, namespace: str, body: dict[str, Any]) -> Any:

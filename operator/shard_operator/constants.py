@@ -12,6 +12,7 @@ LABEL_NAME = "app.kubernetes.io/name"
 LABEL_NODE_ID = f"{GROUP}/node-id"
 LABEL_SHARD = f"{GROUP}/shard"
 LABEL_ORIGIN = f"{GROUP}/origin"  # "schema" or "started"
+LABEL_CLIENT = f"{GROUP}/client"  # = node id: a pod the NetworkPolicy lets in
 ANNOTATION_KEY = f"{GROUP}/key"
 ANNOTATION_TEMPLATE_HASH = f"{GROUP}/template-hash"
 
@@ -21,6 +22,7 @@ ORIGIN_STARTED = "started"
 SHARD_PORT = 8080
 KEY_MAP_PREFIX = "shard-key-map-"
 BUDGET_PREFIX = "shard-budget-"  # + node id: the ShardSet's PodDisruptionBudget
+NETPOL_PREFIX = "shard-clients-"  # + node id: the ShardSet's NetworkPolicy
 KEY_MAP_FORMAT = "shards.anoma.net/key-map/v1"
 # ConfigMaps are capped at 1 MiB of data; keep a margin for metadata.
 KEY_MAP_MAX_BYTES = 1_000_000

@@ -82,6 +82,7 @@ SERVICE = Resource("", "v1", "services", "Service")
 CONFIG_MAP = Resource("", "v1", "configmaps", "ConfigMap")
 CLAIM = Resource("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim")
 BUDGET = Resource("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget")
+NETWORK_POLICY = Resource("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy")
 STORAGE_CLASS = Resource("storage.k8s.io", "v1", "storageclasses", "StorageClass",
                          namespaced=False)
 EVENT = Resource("events.k8s.io", "v1", "events", "Event")
@@ -91,9 +92,10 @@ CLUSTER_KOPF_PEERING = Resource("kopf.dev", "v1", "clusterkopfpeerings",
 
 RESOURCES: dict[str, Resource] = {r.kind: r for r in (
     SHARDSET, SHARD, POD, SERVICE, CONFIG_MAP, CLAIM, BUDGET, STORAGE_CLASS, EVENT, KOPF_PEERING,
-    CLUSTER_KOPF_PEERING)}
+    CLUSTER_KOPF_PEERING, NETWORK_POLICY)}
 # What the operator watches and caches, in the order it lists them at start-up.
-WATCHED: tuple[Resource, ...] = (SHARDSET, SHARD, POD, SERVICE, CONFIG_MAP, CLAIM, BUDGET)
+WATCHED: tuple[Resource, ...] = (SHARDSET, SHARD, POD, SERVICE, CONFIG_MAP, CLAIM, BUDGET,
+                                 NETWORK_POLICY)
 
 
 class ApiError(Exception):

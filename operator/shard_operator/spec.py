@@ -46,6 +46,8 @@ class ShardSetSpec:
     volume_claim_template: dict[str, Any] | None = None
     claim_retention: str = CLAIM_RETAIN  # persistentVolumeClaimRetentionPolicy.whenDeleted
     update_strategy: dict[str, Any] | None = None  # as written; rollout.UpdateStrategy reads it
+    # Peers let in besides the labelled clients (podSelector and/or namespaceSelector).
+    client_selector: tuple[dict[str, Any], ...] = ()
 
     @classmethod
     def of(cls, spec: Mapping[str, Any] | None) -> ShardSetSpec:
@@ -57,7 +59,8 @@ class ShardSetSpec:
                    removed_key_policy=spec.get("removedKeyPolicy", REMOVED_KEY_RETAIN),
                    volume_claim_template=spec.get("volumeClaimTemplate") or None,
                    claim_retention=retention.get("whenDeleted", CLAIM_RETAIN),
-                   update_strategy=spec.get("updateStrategy"))
+                   update_strategy=spec.get("updateStrategy"),
+                   client_selector=tuple(spec.get("clientSelector") or ()))
 
     def claims(self) -> dict[str, Any]:
         """The part of the spec :func:`shard_operator.volumes.desired_claim` reads."""

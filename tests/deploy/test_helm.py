@@ -130,6 +130,12 @@ def test_namespaced_release_operator_runs_on_its_service_account_token(
     assert not can_i(token_kc, "list", "shardsets", "--all-namespaces")
     assert not can_i(token_kc, "list", "namespaces")
     assert not can_i(token_kc, "list", "customresourcedefinitions")
+    # The NetworkPolicy per ShardSet: made and restored, never deleted (owned).
+    for verb in ("get", "list", "watch", "create", "patch"):
+        assert can_i(token_kc, verb, "networkpolicies.networking.k8s.io", "-n", "apps"), verb
+    for verb in ("delete", "update"):
+        assert not can_i(token_kc, verb, "networkpolicies.networking.k8s.io", "-n", "apps")
+    assert not can_i(token_kc, "list", "networkpolicies.networking.k8s.io", "-n", "other")
 
     # The operator as a local process with only that token: the full scenario.
     operator = Operator(token_kc, tmp_path / "operator.log", "-n", "apps",
@@ -142,6 +148,7 @@ def test_namespaced_release_operator_runs_on_its_service_account_token(
         assert status["registeredShards"] == 3 and status["readyShards"] == 3
         key_map = parse(apps.json("configmap", "shard-key-map-node-1")["data"])
         assert set(key_map.shards) == {to_key([k])[0] for k in "abc"}
+        assert apps.exists("networkpolicy", "shard-clients-node-1")  # made on the token
 
         # A user starts d (as admin); the operator, on its token, makes it.
         service = shardctl(kc, "start-shard", "node-1", "d", "--value", "10", "-n", "apps")
@@ -197,6 +204,8 @@ def test_cluster_wide_release_operator_runs_on_its_service_account_token(
     assert not can_i(token_kc, "get", "secrets", "--all-namespaces")
     assert not can_i(token_kc, "list", "namespaces")
     assert not can_i(token_kc, "patch", "shardsets", "-n", "cw")
+    assert can_i(token_kc, "watch", "networkpolicies.networking.k8s.io", "--all-namespaces")
+    assert not can_i(token_kc, "delete", "networkpolicies.networking.k8s.io", "-n", "cw")
 
     operator = Operator(token_kc, tmp_path / "operator.log", "--all-namespaces",
                         "--peering", "rel-c-shard-operator", "--priority", "auto",
@@ -205,6 +214,7 @@ def test_cluster_wide_release_operator_runs_on_its_service_account_token(
         cw = Kubectl(private, "cw")
         assert cw.apply(shardset("n", "n", [{"key": ["a"]}, {"key": ["b"]}])).returncode == 0
         wait_ready(cw, "n", 2, timeout=120)
+        assert cw.exists("networkpolicy", "shard-clients-n")
         peering = json.loads(private.kubectl("get", "clusterkopfpeering",
                                              "rel-c-shard-operator", "-o", "json").stdout)
         assert len(peering.get("status") or {}) == 1

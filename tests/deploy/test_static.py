@@ -134,6 +134,13 @@ def assert_least_privilege(rules: list[dict]) -> None:
                           for r in claims)
     assert not [r for r in rules if "persistentvolumes" in r["resources"]]
     assert [r for r in rules if "poddisruptionbudgets" in r["resources"]]
+    # The NetworkPolicy per ShardSet: made and restored, never deleted (its ShardSet owns
+    # it), and no other policy API.
+    policies = [r for r in rules if "networkpolicies" in r["resources"]]
+    assert policies and all(r["apiGroups"] == ["networking.k8s.io"]
+                            and r["resources"] == ["networkpolicies"]
+                            and set(r["verbs"]) == {"get", "list", "watch", "create", "patch"}
+                            for r in policies), policies
 
 
 def test_crd_copies_are_identical() -> None:
@@ -168,6 +175,7 @@ def test_kustomize_overlays_build(overlay: str) -> None:
     objects = docs(out)
     kinds = {o["kind"] for o in objects}
     assert {"CustomResourceDefinition", "ServiceAccount", "Deployment"} <= kinds
+    assert_least_privilege(rules_of(objects))
     if overlay == "namespaced":
         assert not kinds & {"ClusterRole", "ClusterRoleBinding"}
         assert {o["metadata"]["namespace"] for o in objects if o["kind"] == "Role"} == {

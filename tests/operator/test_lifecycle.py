@@ -111,7 +111,7 @@ def test_no_writes_after_convergence(kubectl, operator) -> None:
 
     def versions() -> dict[str, str]:
         out = {}
-        for kind in ("shardsets", "shards", "pods", "services", "configmaps"):
+        for kind in ("shardsets", "shards", "pods", "services", "configmaps", "networkpolicies"):
             for obj in kubectl.items(kind):
                 out[f"{kind}/{obj['metadata']['name']}"] = obj["metadata"]["resourceVersion"]
         return out

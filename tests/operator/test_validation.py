@@ -37,6 +37,38 @@ CASES = [
      "spec.schema[0].key[0]: Too long: may not be more than 128 bytes"),
     ("unknown key encoding", {}, [{"key": ["a"], "keyEncoding": "hex"}],
      'spec.schema[0].keyEncoding: Unsupported value: "hex"'),
+    # spec.clientSelector: the peers of the ShardSet's NetworkPolicy.
+    ("clientSelector entry without a selector",
+     {"clientSelector": [{"podSelector": {}}, {}]}, [{"key": ["a"]}],
+     'spec.clientSelector[1]: Invalid value: "object": each spec.clientSelector entry needs '
+     "a podSelector, a namespaceSelector or both"),
+    ("more than 16 clientSelector entries",
+     {"clientSelector": [{"podSelector": {"matchLabels": {"app": f"a{i}"}}}
+                         for i in range(17)]}, [{"key": ["a"]}],
+     "spec.clientSelector: Too many: 17: must have at most 16 items"),
+    ("clientSelector with ipBlock",
+     {"clientSelector": [{"ipBlock": {"cidr": "0.0.0.0/0"}, "podSelector": {}}]},
+     [{"key": ["a"]}],
+     'spec.clientSelector[0]: Invalid value: "object": spec.clientSelector entries may not '
+     "use ipBlock"),
+    ("clientSelector In without values",
+     {"clientSelector": [{"namespaceSelector": {"matchExpressions": [
+         {"key": "team", "operator": "In"}]}}]}, [{"key": ["a"]}],
+     "spec.clientSelector[0].namespaceSelector.matchExpressions[0]: Invalid value: "
+     '"object": namespaceSelector.matchExpressions: In and NotIn need values'),
+    ("clientSelector with a bad label key",
+     {"clientSelector": [{"podSelector": {"matchLabels": {"not a key": "x"}}}]},
+     [{"key": ["a"]}],
+     "spec.clientSelector[0].podSelector.matchLabels: Invalid value: \"object\": "
+     "podSelector.matchLabels keys must be label keys"),
+    ("clientSelector with a bad label value",
+     {"clientSelector": [{"podSelector": {"matchLabels": {"app": "a b"}}}]},
+     [{"key": ["a"]}], "spec.clientSelector[0].podSelector.matchLabels.app: Invalid value"),
+    ("clientSelector with an unknown operator",
+     {"clientSelector": [{"podSelector": {"matchExpressions": [
+         {"key": "app", "operator": "Matches"}]}}]}, [{"key": ["a"]}],
+     "spec.clientSelector[0].podSelector.matchExpressions[0].operator: Unsupported value: "
+     '"Matches"'),
 ]
 
 
@@ -49,6 +81,16 @@ def test_bad_shardset_is_rejected(kubectl, crds, spec, schema, message) -> None:
     assert result.returncode != 0
     assert message in result.stderr, result.stderr
     assert not kubectl.exists("shardset", "bad")
+
+
+def test_client_selector_peers_are_accepted(kubectl, crds) -> None:
+    peers = [{"podSelector": {"matchLabels": {"app": "ordering"}}},
+             {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "o"}},
+              "podSelector": {"matchExpressions": [{"key": "tier", "operator": "Exists"}]}},
+             {"namespaceSelector": {}}]
+    body = shardset("peers", "node-1", [{"key": ["a"]}], clientSelector=peers)
+    assert kubectl.apply(body).returncode == 0
+    assert kubectl.json("shardset", "peers")["spec"]["clientSelector"] == peers
 
 
 def test_missing_node_id_is_rejected(kubectl, crds) -> None:

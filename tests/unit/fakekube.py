@@ -20,6 +20,19 @@ from shard_operator.kube import ApiError
 NS = "ns"
 
 
+def merged(target: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    """A JSON merge patch (RFC 7386) applied: maps merged, null removes, the rest
+    replaced."""
+    for key, value in patch.items():
+        if value is None:
+            target.pop(key, None)
+        elif isinstance(value, dict) and isinstance(target.get(key), dict):
+            merged(target[key], value)
+        else:
+            target[key] = copy.deepcopy(value)
+    return target
+
+
 class FakeKube:
     def __init__(self) -> None:
         self.objects: dict[tuple[str, str, str], dict[str, Any]] = {}
@@ -85,9 +98,7 @@ class FakeKube:
         self.writes.append(("patch", kind, name))
         if (kind, namespace, name) not in self.objects:
             raise ApiError(404, "NotFound", "not found")
-        body = copy.deepcopy(self.objects[(kind, namespace, name)])
-        for section, values in patch.items():
-            body.setdefault(section, {}).update(values)
+        body = merged(copy.deepcopy(self.objects[(kind, namespace, name)]), patch)
         return self._store(kind, body)
 
     async def patch_status(self, kind: str, namespace: str, name: str,

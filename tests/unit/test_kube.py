@@ -18,6 +18,7 @@ from shard_operator.kube import (
     CLUSTER_KOPF_PEERING,
     CONFIG_MAP,
     EVENT,
+    NETWORK_POLICY,
     POD,
     SHARD,
     SHARDSET,
@@ -35,6 +36,8 @@ from shard_operator.kube import (
     (SHARDSET, None, None, None, "/apis/shards.anoma.net/v1alpha1/shardsets"),
     (EVENT, "ns", None, None, "/apis/events.k8s.io/v1/namespaces/ns/events"),
     (CLUSTER_KOPF_PEERING, "ignored", "p", None, "/apis/kopf.dev/v1/clusterkopfpeerings/p"),
+    (NETWORK_POLICY, "ns", "shard-clients-n", None,
+     "/apis/networking.k8s.io/v1/namespaces/ns/networkpolicies/shard-clients-n"),
 ])
 def test_resource_paths(resource, namespace, name, sub, path) -> None:
     assert resource.path(namespace, name, sub) == path
@@ -45,7 +48,7 @@ def test_resource_table_names_every_kind_once() -> None:
     assert all(kind == resource.kind for kind, resource in table.items())
     assert [r.kind for r in kube_module.WATCHED] == [
         "ShardSet", "Shard", "Pod", "Service", "ConfigMap", "PersistentVolumeClaim",
-        "PodDisruptionBudget"]
+        "PodDisruptionBudget", "NetworkPolicy"]
     assert POD.api_version == "v1" and SHARD.api_version == "shards.anoma.net/v1alpha1"
     assert POD.patch_type.startswith("application/strategic")
     assert SHARD.patch_type == "application/merge-patch+json"

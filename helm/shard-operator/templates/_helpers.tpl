@@ -78,6 +78,11 @@ app.kubernetes.io/part-of: shard-operator
 - apiGroups: [policy]
   resources: [poddisruptionbudgets]
   verbs: [get, list, watch, create, patch, delete]
+# The NetworkPolicy per ShardSet: made and restored, never deleted (the garbage
+# collector deletes it with its ShardSet, its owner).
+- apiGroups: [networking.k8s.io]
+  resources: [networkpolicies]
+  verbs: [get, list, watch, create, patch]
 - apiGroups: [events.k8s.io]
   resources: [events]
   verbs: [create]

@@ -13,7 +13,7 @@ from .. import render
 from ..decisions import Pass, split_refused
 from ..rollout import StrategyError, UpdateStrategy
 from ..writes import Writes
-from . import keymap, shards, status, storage, workloads
+from . import keymap, network, shards, status, storage, workloads
 
 
 async def run(writes: Writes, namespace: str, node_id: str, run: Pass | None = None) -> Pass:
@@ -39,6 +39,7 @@ async def run(writes: Writes, namespace: str, node_id: str, run: Pass | None = N
         run.problems.append(str(error))
     run.problems.extend(await storage.problems(writes, owner.spec))
     supervised = await shards.ensure(writes, namespace, owner, wanted, supervised, run)
+    await network.ensure(writes, namespace, owner, run)  # before any Pod is made
     await workloads.ensure(writes, namespace, owner, supervised, run)
     await keymap.ensure(writes, namespace, owner, supervised, run)
     await status.write_shards(writes, namespace, supervised, run)
