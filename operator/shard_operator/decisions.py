@@ -157,10 +157,14 @@ def metadata_patch(view: PodView | ServiceView, desired: dict[str, Any], shard_u
 
 def service_patch(service: ServiceView, desired: dict[str, Any], shard_uid: str
                   ) -> dict[str, Any]:
-    """:func:`metadata_patch`, plus the selector and port if they drifted."""
+    """:func:`metadata_patch`, plus the selector and port if they drifted. A label added
+    to the selector is sent as null (removed): a patch merges maps, and the extra label
+    would leave the Service selecting no pod."""
     patch = metadata_patch(service, desired, shard_uid)
-    if service.selector != desired["spec"]["selector"] or not ports_match(service.ports):
-        patch.setdefault("spec", {}).update({"selector": desired["spec"]["selector"],
+    selector = desired["spec"]["selector"]
+    if service.selector != selector or not ports_match(service.ports):
+        added = {label: None for label in service.selector if label not in selector}
+        patch.setdefault("spec", {}).update({"selector": {**selector, **added},
                                              "ports": desired["spec"]["ports"]})
     return patch
 

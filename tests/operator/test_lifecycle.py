@@ -60,6 +60,10 @@ def test_drift_is_restored(kubectl, operator) -> None:
              == a, 30, what="label restored")
     wait_for(lambda: kubectl.json("service", a)["metadata"].get("ownerReferences"), 30,
              what="owner restored")
+    # A label added to the Service's selector (which would select no pod) is removed.
+    kubectl("patch", "service", a, "--type=merge", "-p", '{"spec":{"selector":{"extra":"x"}}}')
+    wait_for(lambda: kubectl.json("service", a)["spec"]["selector"]
+             == {"shards.anoma.net/shard": a}, 30, what="service selector restored")
     # A deleted or edited key map is restored.
     kubectl("delete", "configmap", "shard-key-map-d")
     wait_for(lambda: kubectl.exists("configmap", "shard-key-map-d"), 30, what="map recreated")

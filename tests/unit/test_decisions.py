@@ -374,6 +374,10 @@ def test_service_patch_restores_what_drifted_only() -> None:
     assert decisions.service_patch(current, desired, "shard-uid") == {
         "metadata": {"ownerReferences": [{"uid": "shard-uid"}]},
         "spec": {"selector": {"s": "1"}, "ports": desired["spec"]["ports"]}}
+    # A label added to the selector is removed (null), not merged over.
+    current.selector, current.owners = {"s": "1", "extra": "x"}, ("shard-uid",)
+    assert decisions.service_patch(current, desired, "shard-uid") == {
+        "spec": {"selector": {"s": "1", "extra": None}, "ports": desired["spec"]["ports"]}}
 
 
 @pytest.mark.parametrize(("failures", "seconds"), [(1, 1.0), (2, 2.0), (5, 16.0), (6, 30.0),
