@@ -80,7 +80,6 @@ HELM ?= .cluster/bin/helm
 
 manifests: ## Copy crds/ (the single source) into the kustomize and Helm trees
 	@for d in $(CRD_COPIES); do mkdir -p $$d && cp crds/*.yaml $$d/; done
-	@cp manifests/peering/kopf.dev_*.yaml helm/shard-operator/files/crds/
 
 helm-lint: tools ## helm lint --strict, in both modes
 	$(HELM) lint --strict helm/shard-operator

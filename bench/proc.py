@@ -67,7 +67,8 @@ class Operator:
                 if profile else [sys.executable, "-m"]
             self.process = subprocess.Popen(
                 [*wrapper, "shard_operator.cli.operator", "run", "-n",
-                 self.namespace, "--metrics-port", str(self.metrics_port)],
+                 self.namespace, "--metrics-port", str(self.metrics_port),
+                 "--no-leader-election"],
                 stdout=log, stderr=subprocess.STDOUT, env=env)
         Operator.running.add(self)
         deadline = time.monotonic() + timeout

@@ -9,6 +9,8 @@ Layers, from the bottom up:
 - ``cache``: the observed state fed by watch events;
 - ``workqueue``, ``controller``, ``steps``, ``writes``: the queue, the sync loop, the
   reconcile of one node id step by step, and the write layer;
+- ``election``, ``fence``, ``leader``: one leader by Lease; no write without a fresh
+  lease;
 - ``handlers``: kopf wiring (watch events, startup, settings);
 - ``api`` (start_shard, get_shard_key_map), ``client`` (Ordering side), ``server``
   (the shard process) and ``cli``.

@@ -4,6 +4,10 @@ node ids from the work queue (:mod:`.workqueue`) and run one reconcile pass each
 condition may clear with time is re-queued then, and a slow resync re-queues every
 node id as a safety net.
 
+Only the leader's workers run: they start once the cache is synced *and* the write
+fence is open (:mod:`.fence`; at once without leader election). A standby keeps its
+cache current from the watches, so a takeover starts from a warm cache.
+
 Watch events enqueue ``(namespace, nodeId)``; a key enqueued while it is being
 reconciled runs once more afterwards, so bursts of events collapse into few passes.
 """
@@ -17,6 +21,7 @@ import time
 from . import metrics, steps
 from .cache import Cache
 from .decisions import Pass
+from .fence import FENCE, Fenced
 from .kube import Kube
 from .workqueue import WorkQueue
 from .writes import Writes
@@ -39,10 +44,13 @@ class Controller:
 
     def start(self, wait_for_sync: bool = True) -> None:
         """Start the workers; with ``wait_for_sync`` they begin once the cache is synced
-        (see ``Cache.expect``)."""
+        (see ``Cache.expect``), and never before this replica leads."""
         async def sync() -> None:
             if wait_for_sync:
                 await self.wait_until_synced()
+            if FENCE.armed and not FENCE.is_open():
+                log.info("standing by: the controller starts when this replica leads")
+            await FENCE.wait_open()
             self._synced.set()
         self._tasks.append(asyncio.create_task(sync(), name="sync"))
         for index in range(self.workers):
@@ -74,8 +82,7 @@ class Controller:
         An object deleted between that listing and kopf's own never arrives: when no
         event has come for ``check_after`` seconds, up to ``sample`` of the missing
         objects are looked up and the deleted ones forgotten, with the pause doubling up
-        to a minute (a standby replica, whose watches kopf keeps paused, waits here at the
-        cost of a few reads a minute)."""
+        to a minute)."""
         stalled, last, pause = 0.0, -1, check_after
         while not self.cache.synced:
             left = len(self.cache.pending or ())
@@ -105,6 +112,9 @@ class Controller:
                     self.queue.forget(key)
             except asyncio.CancelledError:
                 raise
+            except Fenced as refused:  # leadership ended: the process is exiting
+                log.warning("reconcile of %s/%s stopped: %s", *key, refused)
+                retry = False
             except Exception:
                 log.exception("reconcile of %s/%s failed", *key)
                 retry = True

@@ -6,6 +6,7 @@ and the operator writes nothing but ``status`` on ShardSets and Shards."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import kopf
@@ -41,6 +42,10 @@ class Runtime:
     controller: Controller | None = None
     kube: Kube | None = None
     namespaces: list[str] | None = None  # None: every namespace
+    # Called at cleanup once the controller has stopped: closes the write fence and
+    # releases the leader Lease (see cli/operator.py), so that a standby takes over
+    # before kopf has finished its own shutdown.
+    on_stopped: Callable[[], Awaitable[None]] | None = None
 
 
 @kopf.on.startup()
@@ -84,6 +89,8 @@ async def initial_listing(kube: Kube, namespaces: list[str] | None
 async def cleanup(**_: Any) -> None:
     if Runtime.controller is not None:
         await Runtime.controller.stop()
+    if Runtime.on_stopped is not None:
+        await Runtime.on_stopped()
     if Runtime.kube is not None:
         await Runtime.kube.close()
 

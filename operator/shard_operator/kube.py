@@ -9,6 +9,9 @@ pool), so nothing here depends on the generated per-kind methods. Every call ret
 plain dicts; errors are ``ApiError`` with the HTTP status and the API server's
 message. Each request is reported, with its ``(kind, verb)``, to the ``record``
 callback given to :class:`Kube` (the operator's metrics). Nothing here decides anything.
+
+Every request but a GET passes the write fence first (:mod:`.fence`): with leader
+election on, a replica that does not hold a fresh lease sends no write at all.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ __all__ = ["CALL_ERRORS", "RESOURCES", "TRANSPORT_ERRORS", "WATCHED", "ApiError"
            "ConfigException", "Kube", "Resource", "load_config", "transient"]
 
 from .constants import GROUP, MANAGER, SHARDS, SHARDSETS, VERSION
+from .fence import FENCE
 
 JSON = "application/json"
 MERGE_PATCH = "application/merge-patch+json"
@@ -86,13 +90,10 @@ NETWORK_POLICY = Resource("networking.k8s.io", "v1", "networkpolicies", "Network
 STORAGE_CLASS = Resource("storage.k8s.io", "v1", "storageclasses", "StorageClass",
                          namespaced=False)
 EVENT = Resource("events.k8s.io", "v1", "events", "Event")
-KOPF_PEERING = Resource("kopf.dev", "v1", "kopfpeerings", "KopfPeering")
-CLUSTER_KOPF_PEERING = Resource("kopf.dev", "v1", "clusterkopfpeerings",
-                                "ClusterKopfPeering", namespaced=False)
 
 RESOURCES: dict[str, Resource] = {r.kind: r for r in (
-    SHARDSET, SHARD, POD, SERVICE, CONFIG_MAP, CLAIM, BUDGET, STORAGE_CLASS, EVENT, KOPF_PEERING,
-    CLUSTER_KOPF_PEERING, NETWORK_POLICY)}
+    SHARDSET, SHARD, POD, SERVICE, CONFIG_MAP, CLAIM, BUDGET, STORAGE_CLASS, EVENT,
+    NETWORK_POLICY)}
 # What the operator watches and caches, in the order it lists them at start-up.
 WATCHED: tuple[Resource, ...] = (SHARDSET, SHARD, POD, SERVICE, CONFIG_MAP, CLAIM, BUDGET,
                                  NETWORK_POLICY)
@@ -194,8 +195,11 @@ class Kube:
         await self.api.close()
 
     async def _open(self, method: str, path: str, query: list[tuple[str, Any]],
-                    body: Any = None, content_type: str = JSON) -> Any:
-        """Send one request; the aiohttp response, whose status is not checked yet."""
+                    body: Any = None, content_type: str = JSON, kind: str = "") -> Any:
+        """Send one request; the aiohttp response, whose status is not checked yet.
+        Anything but a GET must pass the fence (nothing goes around it)."""
+        if method != "GET":
+            FENCE.check(kind or path, method.lower())
         try:
             return await self.api.call_api(
                 path, method, query_params=query,
@@ -207,9 +211,12 @@ class Kube:
     async def _request(self, resource: Resource, verb: str, method: str, path: str, *,
                        query: list[tuple[str, Any]] | None = None, body: Any = None,
                        content_type: str = JSON) -> dict[str, Any]:
+        if method != "GET":  # refused before it counts as a request
+            FENCE.check(resource.kind, verb)
         started, failure = time.monotonic(), None
         try:
-            response = await self._open(method, path, query or [], body, content_type)
+            response = await self._open(method, path, query or [], body, content_type,
+                                        resource.kind)
             async with response:
                 text = await response.text()
                 status = response.status

@@ -19,6 +19,11 @@ ready shards per ShardSet; ``shard_operator_shardset_condition{namespace,shardse
 status}`` its conditions as last computed (1 for the condition's status, 0 for the other
 two, as kube-state-metrics does), and ``shard_operator_shardset_restarts`` the container
 restarts over its shards. The chart's alerts and dashboard use them (docs/monitoring.md).
+
+Leader election (:mod:`.leader`): ``shard_operator_leader`` is 1 on the replica that
+holds the Lease and may write (0 on a standby, and from the moment leadership ends);
+``shard_operator_fenced_writes_total{kind,verb}`` counts writes the fence refused
+(:mod:`.fence`: a replica that lost, or never held, the lease).
 """
 
 from __future__ import annotations
@@ -50,6 +55,11 @@ SHARDSET_CONDITION = Gauge("shard_operator_shardset_condition",
 SHARDSET_RESTARTS = Gauge("shard_operator_shardset_restarts",
                           "Container restarts over the shards of a ShardSet",
                           ["namespace", "shardset"])
+LEADER = Gauge("shard_operator_leader",
+               "1 while this replica holds the leader Lease and may write, else 0")
+FENCED_WRITES = Counter("shard_operator_fenced_writes_total",
+                        "Writes refused because this replica does not hold a fresh lease",
+                        ["kind", "verb"])
 CONDITION_STATUSES = ("True", "False", "Unknown")
 
 

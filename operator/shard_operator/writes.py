@@ -2,7 +2,8 @@
 every write a pass makes goes through :meth:`Writes.send`, which makes the call, counts
 it in ``shard_operator_api_writes_total`` and records the answer in the cache at once
 (so a watch event still in flight cannot roll the cache back and trigger the same write
-again). The verbs on top say which refusals are expected (a 404 on a delete, a 409 on a
+again), after the write fence (:mod:`.fence`: no write without a fresh lease). The
+verbs on top say which refusals are expected (a 404 on a delete, a 409 on a
 create) and word the others for the status; ``bounded`` runs a pass's calls with a
 shared concurrency limit.
 """
@@ -16,6 +17,7 @@ from typing import Any
 
 from . import conditions, metrics
 from .cache import Cache
+from .fence import FENCE
 from .kube import ApiError, Kube
 
 log = logging.getLogger("shard_operator.controller")
@@ -34,7 +36,9 @@ class Writes:
     async def send(self, kind: str, verb: str, namespace: str,
                    call: Callable[[], Awaitable[dict[str, Any] | None]]) -> Any:
         """One write: ``call``, its metric, and its answer (if any) into the cache; the
-        cached view. Raises what ``call`` raises."""
+        cached view. Raises what ``call`` raises, or :class:`~.fence.Fenced` without
+        calling it when this replica may not write."""
+        FENCE.check(kind, verb)
         answer = await call()
         metrics.API_WRITES.labels(kind, verb).inc()
         return None if answer is None else self.cache.put(kind, namespace, answer)
@@ -105,7 +109,8 @@ class Writes:
 
     async def refused(self, body: dict[str, Any]) -> str | None:
         """Whether the API server would refuse to create ``body`` (a dry run: nothing is
-        written): its message, or None if it admits it."""
+        written): its message, or None if it admits it. A dry run is a POST: fenced too."""
+        FENCE.check(body["kind"], "create")
         try:
             await self.kube.create(body, dry_run=True)
         except ApiError as error:

@@ -1,5 +1,5 @@
 """Fixtures for the deploy tests: a private control plane (CRDs are cluster-scoped, and
-Helm installs, CRD upgrades and peering CRDs must not touch the shared cluster), Helm,
+Helm installs, CRD upgrades and HA Leases must not touch the shared cluster), Helm,
 ServiceAccount kubeconfigs and operator processes with a chosen kubeconfig."""
 
 from __future__ import annotations

@@ -14,8 +14,7 @@ from tests.conftest import wait_for
 from tests.deploy.conftest import CHART, REPO, docs, helm, kubectl_apply
 
 OVERLAYS = REPO / "manifests" / "overlays"
-CRDS = ["shardsets.shards.anoma.net", "shards.shards.anoma.net",
-        "kopfpeerings.kopf.dev", "clusterkopfpeerings.kopf.dev"]
+CRDS = ["shardsets.shards.anoma.net", "shards.shards.anoma.net"]
 
 
 def kustomize(path) -> str:

@@ -85,6 +85,24 @@ def can_i(kubeconfig: Path, *args: str) -> bool:
     return result.stdout.strip() == "yes"
 
 
+def assert_lease_grants(kubeconfig: Path, namespace: str, lease: str) -> None:
+    """Its own Lease in its own namespace: get, update and create; nothing else."""
+    for verb in ("get", "update"):
+        assert can_i(kubeconfig, verb, f"leases/{lease}", "-n", namespace), verb
+        assert not can_i(kubeconfig, verb, "leases/other", "-n", namespace), verb
+    assert can_i(kubeconfig, "create", "leases", "-n", namespace)
+    for verb in ("delete", "list", "watch", "patch"):
+        assert not can_i(kubeconfig, verb, f"leases/{lease}", "-n", namespace), verb
+    assert not can_i(kubeconfig, "create", "leases", "-n", "apps")
+    assert not can_i(kubeconfig, "get", f"leases/{lease}", "-n", "default")
+
+
+def lease_holder(cluster: LocalCluster, namespace: str, name: str) -> str:
+    lease = json.loads(cluster.kubectl("get", "lease", name, "-n", namespace, "-o",
+                                       "json").stdout)
+    return lease["spec"].get("holderIdentity") or ""
+
+
 def shardctl(kubeconfig: Path, *args: str) -> str:
     env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
     result = subprocess.run([sys.executable, "-m", "shard_operator.cli.shardctl", *args],
@@ -99,15 +117,13 @@ def test_namespaced_release_operator_runs_on_its_service_account_token(
     kc = private.kubeconfig
     # The CRDs are installed separately (crds.install=false), as with `kubectl apply -k
     # manifests/crd`; the watched namespace enforces the restricted Pod Security level.
-    private.kubectl("apply", "--server-side", "--force-conflicts",
-                    "-f", str(REPO / "crds"),
-                    *(f"-f{p}" for p in (REPO / "manifests" / "peering").glob("kopf.dev_*")))
+    private.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"))
     private.kubectl("wait", "--for=condition=Established", f"crd/{SHARDSETS_CRD}",
                     "--timeout=60s")
     for ns in ("ops-b", "apps", "other"):
         private.create_namespace(ns, {"pod-security.kubernetes.io/enforce": "restricted"})
     helm("install", "rel-b", str(CHART), "-n", "ops-b", "--set", "watchNamespaces={apps}",
-         "--set", "crds.install=false", "--set", "peering.lifetime=10", kubeconfig=kc)
+         "--set", "crds.install=false", kubeconfig=kc)
     account = "rel-b-shard-operator"
     assert private.kubectl("get", "clusterrolebinding", "-o", "name").stdout.count(
         "rel-b") == 0
@@ -136,11 +152,14 @@ def test_namespaced_release_operator_runs_on_its_service_account_token(
     for verb in ("delete", "update"):
         assert not can_i(token_kc, verb, "networkpolicies.networking.k8s.io", "-n", "apps")
     assert not can_i(token_kc, "list", "networkpolicies.networking.k8s.io", "-n", "other")
+    assert_lease_grants(token_kc, "ops-b", "rel-b-shard-operator-leader")
 
     # The operator as a local process with only that token: the full scenario.
+    # (outside a pod the Lease's namespace is a flag; in the pod, POD_NAMESPACE)
     operator = Operator(token_kc, tmp_path / "operator.log", "-n", "apps",
-                        "--peering", "rel-b-shard-operator", "--priority", "auto",
-                        "--peering-lifetime", "10", "--log-format", "json")
+                        "--leader-election-namespace", "ops-b",
+                        "--leader-election-id", "rel-b-shard-operator-leader",
+                        "--log-format", "json")
     try:
         apps = Kubectl(private, "apps")
         assert apps.apply(shardset("node-1", "node-1", CONFORMANCE_SCHEMA)).returncode == 0
@@ -164,10 +183,9 @@ def test_namespaced_release_operator_runs_on_its_service_account_token(
         refused = apps.apply(privileged, server_side=False)
         assert refused.returncode != 0 and "violates PodSecurity" in refused.stderr
 
-        # The peering object was made by the operator, in the watched namespace.
-        peering = json.loads(private.kubectl("get", "kopfpeering", "rel-b-shard-operator",
-                                             "-n", "apps", "-o", "json").stdout)
-        assert len(peering.get("status") or {}) == 1
+        # The operator made its Lease, in its own namespace, and holds it.
+        assert lease_holder(private, "ops-b", "rel-b-shard-operator-leader")
+        assert operator.metric("shard_operator_leader") == 1
         for state in ("desired", "registered", "ready"):
             assert operator.metric("shard_operator_shards", namespace="apps",
                                    shardset="node-1", state=state) == 4
@@ -189,10 +207,9 @@ def test_namespaced_release_operator_runs_on_its_service_account_token(
 def test_cluster_wide_release_operator_runs_on_its_service_account_token(
         private: LocalCluster, tmp_path: Path) -> None:
     kc = private.kubeconfig
-    private.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"),
-                    *(f"-f{p}" for p in (REPO / "manifests" / "peering").glob("kopf.dev_*")))
+    private.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"))
     private.kubectl("wait", "--for=condition=Established", f"crd/{SHARDSETS_CRD}",
-                    "crd/clusterkopfpeerings.kopf.dev", "--timeout=60s")
+                    "--timeout=60s")
     for ns in ("ops-c", "cw"):
         private.create_namespace(ns)
     helm("install", "rel-c", str(CHART), "-n", "ops-c", "--set", "crds.install=false",
@@ -206,18 +223,18 @@ def test_cluster_wide_release_operator_runs_on_its_service_account_token(
     assert not can_i(token_kc, "patch", "shardsets", "-n", "cw")
     assert can_i(token_kc, "watch", "networkpolicies.networking.k8s.io", "--all-namespaces")
     assert not can_i(token_kc, "delete", "networkpolicies.networking.k8s.io", "-n", "cw")
+    assert_lease_grants(token_kc, "ops-c", "rel-c-shard-operator-leader")
 
     operator = Operator(token_kc, tmp_path / "operator.log", "--all-namespaces",
-                        "--peering", "rel-c-shard-operator", "--priority", "auto",
-                        "--peering-lifetime", "10", "--log-format", "json")
+                        "--leader-election-namespace", "ops-c",
+                        "--leader-election-id", "rel-c-shard-operator-leader",
+                        "--log-format", "json")
     try:
         cw = Kubectl(private, "cw")
         assert cw.apply(shardset("n", "n", [{"key": ["a"]}, {"key": ["b"]}])).returncode == 0
         wait_ready(cw, "n", 2, timeout=120)
         assert cw.exists("networkpolicy", "shard-clients-n")
-        peering = json.loads(private.kubectl("get", "clusterkopfpeering",
-                                             "rel-c-shard-operator", "-o", "json").stdout)
-        assert len(peering.get("status") or {}) == 1
+        assert lease_holder(private, "ops-c", "rel-c-shard-operator-leader")
     finally:
         operator.stop()
     log = operator.output()

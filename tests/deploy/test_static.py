@@ -7,12 +7,10 @@ import io
 import json
 import logging
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
-from shard_operator.cli.operator import parse_priority
 from shard_operator.logs import configure_logging
 from tests.deploy.conftest import CHART, REPO, docs, helm
 
@@ -59,14 +57,26 @@ def test_operator_pod_is_hardened_and_labelled() -> None:
     assert "hostNetwork" not in pod
     assert {p["name"]: p["containerPort"] for p in container["ports"]} == {
         "health": 8080, "metrics": 9090}
-    env = {e["name"]: e.get("value") for e in container["env"]}
-    assert env["SHARD_OPERATOR_PRIORITY"] == "auto" and env["SHARD_OPERATOR_PEERING"]
+    assert_leader_election(container, "rel-shard-operator-leader")
     assert deployment["spec"]["replicas"] == 2
     for obj in objects:
         labels = obj["metadata"]["labels"]
         assert labels["helm.sh/chart"] == "shard-operator-0.1.0", obj["metadata"]["name"]
         for key in ("name", "instance", "version", "managed-by"):
             assert f"app.kubernetes.io/{key}" in labels, (obj["kind"], key)
+
+
+def assert_leader_election(container: dict, lease: str | None) -> None:
+    """Election on, with the pod's name and namespace from the downward API, and no
+    trace of kopf peering."""
+    env = {e["name"]: e.get("valueFrom") for e in container["env"]}
+    assert env["POD_NAME"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    assert env["POD_NAMESPACE"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
+    assert not [n for n in env if "PEERING" in n or "PRIORITY" in n or n == "POD_ID"]
+    assert "--no-leader-election" not in container["args"]
+    if lease:
+        assert f"--leader-election-id={lease}" in container["args"]
+    assert not [a for a in container["args"] if "peering" in a or "priority" in a]
 
 
 def test_bind_address_and_host_network_values() -> None:
@@ -95,21 +105,47 @@ def rules_of(objects: list[dict]) -> list[dict]:
             for rule in o["rules"]]
 
 
+def assert_lease_role(objects: list[dict], namespace: str, lease: str) -> None:
+    """One Role, in the operator's namespace, for its Lease only: get and update by name,
+    create (which resourceNames cannot restrict); bound to the operator's account."""
+    (role,) = [o for o in objects if o["kind"] == "Role"
+               and any("leases" in r["resources"] for r in o["rules"])]
+    assert role["metadata"]["namespace"] == namespace
+    assert role["rules"] == [
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
+         "resourceNames": [lease], "verbs": ["get", "update"]},
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]}]
+    (binding,) = [o for o in objects if o["kind"] == "RoleBinding"
+                  and o["roleRef"]["name"] == role["metadata"]["name"]]
+    assert binding["metadata"]["namespace"] == namespace
+    assert [s["namespace"] for s in binding["subjects"]] == [namespace]
+    others = [r for o in objects if o["kind"] in ("Role", "ClusterRole") and o is not role
+              for r in o["rules"]]
+    assert not [r for r in others if "leases" in r["resources"]]
+    assert not [r for r in rules_of(objects) if "kopf.dev" in r["apiGroups"]]
+
+
 def test_rbac_cluster_wide_mode() -> None:
     objects = render()
     kinds = [o["kind"] for o in objects]
-    assert "ClusterRole" in kinds and "ClusterRoleBinding" in kinds and "Role" not in kinds
+    assert "ClusterRole" in kinds and "ClusterRoleBinding" in kinds
+    # the one Role: the Lease's, in the operator's namespace
+    assert [o["metadata"]["name"] for o in objects if o["kind"] == "Role"] == [
+        "rel-shard-operator-leader-election"]
     args = next(o for o in objects if o["kind"] == "Deployment")[
         "spec"]["template"]["spec"]["containers"][0]["args"]
     assert "--all-namespaces" in args
     assert_least_privilege(rules_of(objects))
+    assert_lease_role(objects, "ops", "rel-shard-operator-leader")
 
 
 def test_rbac_namespaced_mode_has_no_cluster_grants() -> None:
     objects = render(*NAMESPACED)
     assert not [o for o in objects if o["kind"] in ("ClusterRole", "ClusterRoleBinding")]
-    roles = {o["metadata"]["namespace"] for o in objects if o["kind"] == "Role"}
-    bindings = [o for o in objects if o["kind"] == "RoleBinding"]
+    roles = {o["metadata"]["namespace"] for o in objects if o["kind"] == "Role"
+             and not o["metadata"]["name"].endswith("-leader-election")}
+    bindings = [o for o in objects if o["kind"] == "RoleBinding"
+                and not o["metadata"]["name"].endswith("-leader-election")]
     assert roles == {"apps", "more"} == {b["metadata"]["namespace"] for b in bindings}
     assert all(b["subjects"] == [{"kind": "ServiceAccount", "name": "rel-shard-operator",
                                   "namespace": "ops"}] for b in bindings)
@@ -118,6 +154,7 @@ def test_rbac_namespaced_mode_has_no_cluster_grants() -> None:
     assert "--namespace=apps" in args and "--namespace=more" in args
     assert "--all-namespaces" not in args
     assert_least_privilege(rules_of(objects))
+    assert_lease_role(objects, "ops", "rel-shard-operator-leader")
 
 
 def assert_least_privilege(rules: list[dict]) -> None:
@@ -146,21 +183,21 @@ def assert_least_privilege(rules: list[dict]) -> None:
 def test_crd_copies_are_identical() -> None:
     """crds/ is the single source; `make manifests` copies it (kustomize and Helm cannot
     read files outside their roots)."""
-    sources = sorted((REPO / "crds").glob("*.yaml")) + sorted(
-        (REPO / "manifests" / "peering").glob("kopf.dev_*.yaml"))
-    assert len(sources) == 4
+    sources = sorted((REPO / "crds").glob("*.yaml"))
+    assert len(sources) == 2
+    assert sorted(p.name for p in (CHART / "files" / "crds").iterdir()) == [
+        p.name for p in sources]
     for source in sources:
         helm_copy = CHART / "files" / "crds" / source.name
         assert helm_copy.read_bytes() == source.read_bytes(), f"run make manifests: {source}"
-        if source.parent.name == "crds":
-            kustomize_copy = REPO / "manifests" / "crd" / "bases" / source.name
-            assert kustomize_copy.read_bytes() == source.read_bytes(), "run make manifests"
+        kustomize_copy = REPO / "manifests" / "crd" / "bases" / source.name
+        assert kustomize_copy.read_bytes() == source.read_bytes(), "run make manifests"
+    assert not (REPO / "manifests" / "peering").exists()
 
 
 def test_helm_crds_are_templates_kept_on_uninstall() -> None:
     crds = [o for o in render() if o["kind"] == "CustomResourceDefinition"]
     assert sorted(c["metadata"]["name"] for c in crds) == [
-        "clusterkopfpeerings.kopf.dev", "kopfpeerings.kopf.dev",
         "shards.shards.anoma.net", "shardsets.shards.anoma.net"]
     assert all(c["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep" for c in crds)
     assert not (CHART / "crds").exists()  # Helm would install those once, never upgrade
@@ -179,19 +216,37 @@ def test_kustomize_overlays_build(overlay: str) -> None:
     if overlay == "namespaced":
         assert not kinds & {"ClusterRole", "ClusterRoleBinding"}
         assert {o["metadata"]["namespace"] for o in objects if o["kind"] == "Role"} == {
-            "shard-demo"}
+            "shard-demo", "shard-operator-system"}
     else:
         assert {"ClusterRole", "ClusterRoleBinding"} <= kinds
+    assert_lease_role(objects, "shard-operator-system", "shard-operator-leader")
+    assert [o["metadata"]["name"] for o in objects
+            if o["kind"] == "CustomResourceDefinition"] == [
+        "shards.shards.anoma.net", "shardsets.shards.anoma.net"]
+    deployment = next(o for o in objects if o["kind"] == "Deployment")
+    assert_leader_election(deployment["spec"]["template"]["spec"]["containers"][0], None)
 
 
-def test_priority_auto_is_distinct_and_favours_the_oldest() -> None:
-    values = []
-    for _ in range(50):
-        values.append(parse_priority("auto"))
-        time.sleep(0.002)
-    assert len(set(values)) == 50 and all(0 < v < 2**53 for v in values)
-    assert values == sorted(values, reverse=True)  # an older process outranks a newer one
-    assert parse_priority("7") == 7
+def test_election_values_render_and_bad_timings_are_refused() -> None:
+    container = next(o for o in render("--set", "leaderElection.leaseDuration=30",
+                                       "--set", "leaderElection.renewDeadline=20",
+                                       "--set", "leaderElection.retryPeriod=4")
+                     if o["kind"] == "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    assert {"--lease-duration=30", "--renew-deadline=20", "--retry-period=4"} <= set(
+        container["args"])
+    single = render("--set", "leaderElection.enabled=false", "--set", "replicaCount=1")
+    container = next(o for o in single if o["kind"] == "Deployment")[
+        "spec"]["template"]["spec"]["containers"][0]
+    assert "--no-leader-election" in container["args"]
+    assert not [o for o in single if o["kind"] == "Role"
+                and o["metadata"]["name"].endswith("-leader-election")]
+    for bad, message in (
+            (["--set", "leaderElection.enabled=false"], "replicaCount > 1 needs"),
+            (["--set", "leaderElection.renewDeadline=15"], "renewDeadline must be below"),
+            (["--set", "leaderElection.retryPeriod=9"], "must exceed 1.2 x"),
+            (["--set", "peering.enabled=true"], "peering")):
+        result = helm("template", "rel", str(CHART), *bad, check=False)
+        assert result.returncode != 0 and message in result.stderr, (bad, result.stderr)
 
 
 def test_json_logs_cover_kopf_loggers(capsys: pytest.CaptureFixture[str]) -> None:

@@ -19,6 +19,9 @@ from tests.conftest import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 OPERATOR = [sys.executable, "-m", "shard_operator.cli.operator", "run"]
+# One operator per test namespace, often restarted: no Lease to wait for (the HA tests
+# turn election on with --leader-election, which comes later and wins).
+STANDALONE = ("--no-leader-election",)
 
 
 class Kubectl:
@@ -59,7 +62,8 @@ class OperatorProcess:
     def start(self, *extra: str) -> None:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         with open(self.log, "ab") as log:
-            self.process = subprocess.Popen([*OPERATOR, "-n", self.namespace, *extra],
+            self.process = subprocess.Popen([*OPERATOR, "-n", self.namespace, *STANDALONE,
+                                             *extra],
                                             stdout=log, stderr=subprocess.STDOUT, env=env,
                                             cwd=REPO)
 

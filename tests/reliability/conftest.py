@@ -11,6 +11,7 @@ from pathlib import Path
 from tests.operator.conftest import (  # noqa: F401
     OPERATOR,
     REPO,
+    STANDALONE,
     crds,
     kubectl,
     operator,
@@ -30,7 +31,8 @@ class Operator:
         if self.kubeconfig is not None:
             env["KUBECONFIG"] = str(self.kubeconfig)
         with open(self.log, "ab") as log:
-            self.process = subprocess.Popen([*OPERATOR, "-n", self.namespace, *self.extra],
+            self.process = subprocess.Popen([*OPERATOR, "-n", self.namespace, *STANDALONE,
+                                             *self.extra],
                                             stdout=log, stderr=subprocess.STDOUT, env=env,
                                             cwd=REPO)
 

@@ -15,13 +15,13 @@ from kubernetes_asyncio import client
 
 from shard_operator import kube as kube_module
 from shard_operator.kube import (
-    CLUSTER_KOPF_PEERING,
     CONFIG_MAP,
     EVENT,
     NETWORK_POLICY,
     POD,
     SHARD,
     SHARDSET,
+    STORAGE_CLASS,
     ApiError,
     Kube,
 )
@@ -35,9 +35,9 @@ from shard_operator.kube import (
      "/apis/shards.anoma.net/v1alpha1/namespaces/ns/shards/n-abc/status"),
     (SHARDSET, None, None, None, "/apis/shards.anoma.net/v1alpha1/shardsets"),
     (EVENT, "ns", None, None, "/apis/events.k8s.io/v1/namespaces/ns/events"),
-    (CLUSTER_KOPF_PEERING, "ignored", "p", None, "/apis/kopf.dev/v1/clusterkopfpeerings/p"),
     (NETWORK_POLICY, "ns", "shard-clients-n", None,
      "/apis/networking.k8s.io/v1/namespaces/ns/networkpolicies/shard-clients-n"),
+    (STORAGE_CLASS, "ignored", "fast", None, "/apis/storage.k8s.io/v1/storageclasses/fast"),
 ])
 def test_resource_paths(resource, namespace, name, sub, path) -> None:
     assert resource.path(namespace, name, sub) == path

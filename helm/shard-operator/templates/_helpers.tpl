@@ -43,8 +43,9 @@ app.kubernetes.io/part-of: shard-operator
 {{- end }}
 {{- end }}
 
-{{- define "shard-operator.peeringName" -}}
-{{- default (include "shard-operator.fullname" .) .Values.peering.name }}
+{{/* The leader Lease's name (in the release namespace). */}}
+{{- define "shard-operator.leaseName" -}}
+{{- printf "%s-leader" (include "shard-operator.fullname" .) | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
 {{- define "shard-operator.clusterwide" -}}

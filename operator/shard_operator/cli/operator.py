@@ -4,61 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 import sys
-import time
+from typing import Any
 
 import click
 
+from .. import election
 from ..constants import DEFAULT_IMAGE
-
-PRIORITY_BASE = 2**43  # milliseconds since the epoch: year 2248
-
-
-def parse_priority(value: str) -> int:
-    """An integer, or ``auto``: distinct per process and higher for an older process.
-
-    kopf pauses every operator of a peering when the top priority is shared, so
-    replicas must never tie; and an acting replica should never be paused by a newcomer
-    (a pause leaves it with a cache that stops following the cluster). So the oldest
-    live replica acts: the priority falls with the start time in milliseconds, with a
-    random tie-breaker below that (all below 2**53: exact in JSON).
-    """
-    if value == "auto":
-        return (PRIORITY_BASE - time.time_ns() // 1_000_000) * 1000 + secrets.randbelow(1000)
-    try:
-        return int(value)
-    except ValueError:
-        raise click.BadParameter("an integer or 'auto'", param_hint="--priority") from None
-
-
-async def ensure_peering(name: str, namespaces: list[str], clusterwide: bool) -> None:
-    """Create the kopf peering object(s) this operator uses, if absent.
-
-    kopf only reads and patches them; were one missing, every replica would act. Kept
-    out of the Helm chart and kustomize bases because a custom resource cannot be
-    applied in the same pass as its CRD.
-    """
-    from ..kube import CLUSTER_KOPF_PEERING, KOPF_PEERING, ApiError, Kube, load_config
-    from ..metrics import observe_request
-
-    log = logging.getLogger("shard_operator")
-    kube = Kube(await load_config(pool_size=4), record=observe_request)
-    try:
-        for namespace in [None] if clusterwide else namespaces:
-            resource = CLUSTER_KOPF_PEERING if namespace is None else KOPF_PEERING
-            kind = resource.kind
-            metadata = {"name": name} if namespace is None else {
-                "name": name, "namespace": namespace}
-            try:
-                await kube.create({"apiVersion": resource.api_version, "kind": kind,
-                                   "metadata": metadata})
-                log.info("created %s %s%s", kind, f"{namespace}/" if namespace else "", name)
-            except ApiError as error:
-                if not error.conflict:
-                    log.warning("could not create %s %s: %s", kind, name, error)
-    finally:
-        await kube.close()
 
 
 @click.group()
@@ -70,15 +22,26 @@ def main() -> None:
 @click.option("-n", "--namespace", "namespaces", multiple=True,
               help="Namespace to watch (repeat for several). Default: all namespaces.")
 @click.option("--all-namespaces", "-A", is_flag=True, help="Watch every namespace.")
-@click.option("--peering", default=None, envvar="SHARD_OPERATOR_PEERING",
-              help="kopf peering object name: with several replicas, one acts at a time.")
-@click.option("--priority", default="0", envvar="SHARD_OPERATOR_PRIORITY", show_default=True,
-              help="Peering priority (integer, or 'auto' for a random one); the "
-                   "highest-priority live replica acts.")
-@click.option("--peering-lifetime", default=60, type=click.IntRange(5, 3600),
-              envvar="SHARD_OPERATOR_PEERING_LIFETIME", show_default=True,
-              help="Seconds after its last keep-alive that a silent replica counts as dead "
-                   "(the takeover time after a crash).")
+@click.option("--leader-election/--no-leader-election", default=True, show_default=True,
+              envvar="SHARD_OPERATOR_LEADER_ELECTION",
+              help="Act only while holding the leader Lease (off: a single local run).")
+@click.option("--leader-election-namespace", default=None,
+              envvar="SHARD_OPERATOR_LEADER_ELECTION_NAMESPACE",
+              help="Namespace of the Lease. Default: the pod's namespace in a pod "
+                   "(POD_NAMESPACE or the service account's), else the first --namespace.")
+@click.option("--leader-election-id", default=election.DEFAULT_LEASE_NAME, show_default=True,
+              envvar="SHARD_OPERATOR_LEADER_ELECTION_ID", help="Name of the Lease.")
+@click.option("--lease-duration", default=election.LEASE_DURATION, type=float,
+              show_default=True, envvar="SHARD_OPERATOR_LEASE_DURATION",
+              help="Seconds a standby waits, after the last renewal it saw, before it takes "
+                   "the lease (the takeover time after a crash).")
+@click.option("--renew-deadline", default=election.RENEW_DEADLINE, type=float,
+              show_default=True, envvar="SHARD_OPERATOR_RENEW_DEADLINE",
+              help="Seconds without a successful renewal after which the leader stops "
+                   "writing and exits (must be below --lease-duration).")
+@click.option("--retry-period", default=election.RETRY_PERIOD, type=float, show_default=True,
+              envvar="SHARD_OPERATOR_RETRY_PERIOD",
+              help="Seconds between renewals and between attempts to acquire.")
 @click.option("--liveness", default="",
               help="kopf liveness endpoint URL, e.g. http://127.0.0.1:8081/healthz (default: off).")
 @click.option("--metrics-port", default=0, type=int,
@@ -90,10 +53,15 @@ def main() -> None:
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text",
               envvar="SHARD_OPERATOR_LOG_FORMAT", show_default=True)
 @click.option("--verbose", "-v", is_flag=True)
-def run(namespaces: tuple[str, ...], all_namespaces: bool, peering: str | None,
-        priority: str, peering_lifetime: int, liveness: str, metrics_port: int,
-        metrics_host: str, shard_image: str | None, log_format: str, verbose: bool) -> None:
-    """Run the operator until interrupted (honours KUBECONFIG)."""
+def run(namespaces: tuple[str, ...], all_namespaces: bool, leader_election: bool,
+        leader_election_namespace: str | None, leader_election_id: str,
+        lease_duration: float, renew_deadline: float, retry_period: float, liveness: str,
+        metrics_port: int, metrics_host: str, shard_image: str | None, log_format: str,
+        verbose: bool) -> None:
+    """Run the operator until interrupted (honours KUBECONFIG).
+
+    Exit status: 0 after SIGTERM or SIGINT, 2 for invalid flags, 3 when leadership was
+    lost (the replica stopped writing at once; restart it)."""
     from ..memprofile import install_from_env
 
     install_from_env()  # SHARD_OPERATOR_TRACEMALLOC=PATH: memory reports (off by default)
@@ -107,7 +75,17 @@ def run(namespaces: tuple[str, ...], all_namespaces: bool, peering: str | None,
         click.echo("shard-operator: give --namespace NS (repeatable) or --all-namespaces",
                    err=True)
         sys.exit(2)
-    prio = parse_priority(priority)
+    config: election.ElectionConfig | None = None
+    if leader_election:
+        try:
+            config = election.resolve(
+                name=leader_election_id, flag_namespace=leader_election_namespace,
+                watched=list(namespaces), lease_duration=lease_duration,
+                renew_deadline=renew_deadline, retry_period=retry_period,
+                service_account_file=election.read_service_account_namespace())
+        except ValueError as error:
+            click.echo(f"shard-operator: {error}", err=True)
+            sys.exit(2)
     memory.apply()  # smaller TLS buffers, fixed malloc thresholds: see memory.py
     handlers.Runtime.namespaces = None if all_namespaces else list(namespaces)
     if shard_image:
@@ -117,33 +95,62 @@ def run(namespaces: tuple[str, ...], all_namespaces: bool, peering: str | None,
 
         start_http_server(metrics_port, addr=metrics_host)
     settings = kopf.OperatorSettings()
-    settings.peering.lifetime = peering_lifetime
     if not all_namespaces:
         # Serve exactly the namespaces given: kopf then neither lists nor watches
         # Namespaces and CRDs cluster-wide, so a namespaced install needs no cluster role.
         settings.scanning.disabled = True
     logging.getLogger("shard_operator").info(
-        "starting: %s, peering %s (priority %d, lifetime %d s), shard image %s",
+        "starting: %s, leader election %s, shard image %s",
         "all namespaces" if all_namespaces else "namespaces " + ", ".join(namespaces),
-        peering or "off", prio, peering_lifetime, render.shard_image)
-    async def operate() -> None:
-        if peering:
-            await ensure_peering(peering, list(namespaces), all_namespaces)
+        f"on Lease {config.namespace}/{config.name}" if config else "off", render.shard_image)
+    try:
+        code = asyncio.run(operate(config, kopf, settings, memory, all_namespaces,
+                                   list(namespaces), liveness))
+    except KeyboardInterrupt:
+        code = 0
+    sys.exit(code)
+
+
+async def operate(config: election.ElectionConfig | None, kopf: Any,
+                  settings: Any, memory: Any, all_namespaces: bool, namespaces: list[str],
+                  liveness: str) -> int:
+    """kopf's operator, and beside it the election that opens the write fence; the exit
+    status (see ``run``)."""
+    from ..fence import FENCE
+    from ..handlers import Runtime
+    from ..kube import load_config
+    from ..leader import EXIT_LOST_LEADERSHIP, Leader
+
+    stop = asyncio.Event()  # kopf's stop flag: set when leadership is lost
+    leader = None
+    if config is not None:
+        # Its own connection pool: renewals never queue behind the controller's writes.
+        api = await load_config(pool_size=2)
+        elected = leader = Leader(config, FENCE, api, on_lost=lambda why: stop.set())
+
+        async def stopped() -> None:
+            FENCE.close("the operator is stopping")  # before the lease is let go
+            await elected.stop(release=True)
+        Runtime.on_stopped = stopped
+        leader.start()
+    try:
         await kopf.operator(
             clusterwide=all_namespaces,
-            namespaces=list(namespaces),  # empty with clusterwide (None breaks kopf)
-            standalone=peering is None,
-            peering_name=peering,
-            priority=prio,
+            namespaces=namespaces,  # empty with clusterwide (None breaks kopf)
+            standalone=True,
             liveness_endpoint=liveness or None,
             settings=settings,
+            stop_flag=stop,
             memories=memory.EventOnlyMemories(),  # no per-object state kept: see memory.py
         )
-
-    try:
-        asyncio.run(operate())
-    except KeyboardInterrupt:
-        pass
+    finally:
+        if leader is not None:
+            FENCE.close("the operator is stopping")  # before the lease is let go
+            await leader.stop(release=True)
+            await leader.api.close()
+    if leader is not None and leader.lost is not None:
+        return EXIT_LOST_LEADERSHIP
+    return 0
 
 
 if __name__ == "__main__":
