@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 from typing import Any
 
@@ -142,6 +143,9 @@ async def operate(config: election.ElectionConfig | None, kopf: Any,
             settings=settings,
             stop_flag=stop,
             memories=memory.EventOnlyMemories(),  # no per-object state kept: see memory.py
+            # Given, so kopf does not derive one from the user name: the image's uid 65532
+            # has no passwd entry, and getpass.getuser() raises there.
+            identity=config.identity if config else election.identity(os.environ),
         )
     finally:
         if leader is not None:
