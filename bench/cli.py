@@ -277,6 +277,12 @@ async def run_rollout(args: argparse.Namespace, ctx: Context, attempt: Any) -> d
             progress(f"scenario 8: N={n} run {rep + 1}/{args.rollout_runs}: operator")
             figures.update(await attempt(f"rollout-operator-{rep}",
                                          rollout.operator(ctx, n)) or {})
+        before = os.environ.get("BENCH_BEFORE", "")
+        if before:  # an older source tree's operator, in the same run
+            progress(f"scenario 8: N={n} run {rep + 1}/{args.rollout_runs}: operator from "
+                     f"{before}")
+            figures.update(await attempt(f"rollout-before-{rep}", rollout.operator(
+                ctx, n, pythonpath=before, name="before")) or {})
         if "statefulset" in systems:
             progress(f"scenario 8: N={n} run {rep + 1}/{args.rollout_runs}: StatefulSet")
             figures.update(await attempt(f"rollout-statefulset-{rep}",

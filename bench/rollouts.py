@@ -53,12 +53,14 @@ class Observation:
     uid: str
     available: bool
     marker: str | None
+    deleting: bool = False
 
     @classmethod
     def of(cls, kind: str, pod: dict[str, Any], at: float) -> Observation:
         meta = pod["metadata"]
         return cls(at, kind, meta["name"], meta.get("uid", ""),
-                   kind != "DELETED" and available(pod), marker(pod))
+                   kind != "DELETED" and available(pod), marker(pod),
+                   bool(meta.get("deletionTimestamp")))
 
 
 @dataclass
@@ -73,6 +75,13 @@ class Rollout:
     finished_at: float | None = None
     peak_unavailable: int = 0
     replaced: set[str] = field(default_factory=set)  # uids of new pods seen
+    # When each step of each replacement was first seen (uid -> time), after the start:
+    deleting_at: dict[str, float] = field(default_factory=dict)  # old pod marked deleted
+    gone_at: dict[str, float] = field(default_factory=dict)  # old pod DELETED
+    created_at: dict[str, float] = field(default_factory=dict)  # new pod ADDED
+    ready_at: dict[str, float] = field(default_factory=dict)  # new pod available
+    old_of: dict[str, str] = field(default_factory=dict)  # new uid -> old uid, same name
+    _uid_of: dict[str, str] = field(default_factory=dict)  # name -> last old uid seen
     _last_at: float | None = None
     _weighted: float = 0.0  # integral of unavailable over time since start
 
@@ -104,6 +113,8 @@ class Rollout:
             assert self._last_at is not None
             self._weighted += self.unavailable * max(0.0, event.at - self._last_at)
             self._last_at = max(self._last_at, event.at)
+        if timing:
+            self._steps(event)
         if event.kind == "DELETED":
             current = self.pods.get(event.name)
             if current is not None and current.uid == event.uid:
@@ -117,6 +128,45 @@ class Rollout:
         self.peak_unavailable = max(self.peak_unavailable, self.unavailable)
         self._check(event.at)
 
+    def _steps(self, event: Observation) -> None:
+        new = event.marker == self.want
+        if not new:
+            self._uid_of[event.name] = event.uid
+            if event.kind == "DELETED":
+                self.gone_at.setdefault(event.uid, event.at)
+            elif event.deleting:
+                self.deleting_at.setdefault(event.uid, event.at)
+            return
+        if event.kind == "DELETED":
+            return
+        if event.uid not in self.created_at:
+            self.created_at[event.uid] = event.at
+            if event.name in self._uid_of:
+                self.old_of[event.uid] = self._uid_of[event.name]
+        if event.available:
+            self.ready_at.setdefault(event.uid, event.at)
+
+    def steps(self) -> dict[str, dict[str, Any]]:
+        """Where a replacement's time goes, medians (and p90) over the replacements seen:
+        old pod marked deleted → gone, gone → new pod created, created → Ready, and a
+        replacement Ready → the next deletion (the controller's reaction)."""
+        spans: dict[str, list[float]] = {"deleting_to_gone": [], "gone_to_created": [],
+                                         "created_to_ready": [], "ready_to_next_delete": []}
+        for uid, gone in self.gone_at.items():
+            if uid in self.deleting_at:
+                spans["deleting_to_gone"].append(gone - self.deleting_at[uid])
+        for new, old in self.old_of.items():
+            if old in self.gone_at:
+                spans["gone_to_created"].append(self.created_at[new] - self.gone_at[old])
+            if new in self.ready_at:
+                spans["created_to_ready"].append(self.ready_at[new] - self.created_at[new])
+        readies = sorted(self.ready_at.values())
+        for deleted in sorted(self.deleting_at.values()):
+            before = [r for r in readies if r <= deleted]
+            if before:
+                spans["ready_to_next_delete"].append(deleted - before[-1])
+        return {name: stats.distribution(values) for name, values in spans.items()}
+
     def _check(self, at: float) -> None:
         if self.updated_available >= self.desired and self.finished_at is None:
             self.finished_at = at
@@ -128,7 +178,7 @@ class Rollout:
         return {"seconds": seconds, "peak_unavailable": self.peak_unavailable,
                 "mean_unavailable": self._weighted / seconds if seconds else None,
                 "replaced": len(self.replaced), "desired": self.desired,
-                "done": self.done}
+                "done": self.done, "steps": self.steps()}
 
 
 def replay(before: Iterable[Observation], after: Iterable[Observation], *, desired: int,
@@ -166,7 +216,7 @@ def summarize(n: int, runs: list[dict[str, Any]]) -> dict[str, Any]:
         "budget": {s: next(r[s]["budget"] for r in runs if s in r) for s in systems},
         "ratios": {},
     }
-    for system in ("operator@1", "operator@10%"):
+    for system in ("operator@1", "operator@10%", "before@1", "before@10%"):
         pairs = [(r[system]["seconds"], r["statefulset@1"]["seconds"]) for r in runs
                  if (r.get(system) or {}).get("seconds")
                  and (r.get("statefulset@1") or {}).get("seconds")]

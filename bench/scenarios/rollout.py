@@ -91,21 +91,26 @@ async def _roll(ctx: Context, ns: str, desired: int, want: str, change: Any, lab
                 last = time.monotonic()
     finally:
         await watching.close()
-    return rollout.figures()
+    figures = rollout.figures()
+    progress(f"    {label}: median s " + ", ".join(
+        f"{step} {d['p50']:.3f}" for step, d in figures["steps"].items() if d.get("count")))
+    return figures
 
 
-async def operator(ctx: Context, n: int, timeout: float = 3600.0) -> dict[str, Any]:
-    """The operator's two rollouts on one converged ShardSet: maxUnavailable 1, then 10%."""
+async def operator(ctx: Context, n: int, timeout: float = 3600.0, *, pythonpath: str = "",
+                   name: str = "operator") -> dict[str, Any]:
+    """The operator's two rollouts on one converged ShardSet: maxUnavailable 1, then 10%
+    (``pythonpath``: the operator of another source tree, reported as ``name``)."""
     strategy = {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1}}
     _, live = await converge.operator(
-        ctx, n, keep=True, timeout=timeout,
+        ctx, n, keep=True, timeout=timeout, pythonpath=pythonpath,
         extra_spec={"template": {"spec": pod_spec("0")}, "updateStrategy": strategy})
     assert live is not None
     path = SHARDSETS.format(ns=live.namespace) + f"/{converge.NODE_ID}"
     out: dict[str, Any] = {}
     try:
         for value, max_unavailable in (("1", 1), ("2", "10%")):
-            label = f"operator@{max_unavailable}"
+            label = f"{name}@{max_unavailable}"
             patch: dict[str, Any] = {"spec": {"template": {"spec": pod_spec(value)}}}
             if max_unavailable != 1:
                 # The strategy first, on its own: the rollout is timed from the template.

@@ -23,6 +23,7 @@ from .writes import Writes
 
 log = logging.getLogger("shard_operator.controller")
 PAUSE_MAX_SECONDS = 5.0
+PAUSE_MIN_SECONDS = 0.05  # a pass that kept the CPU less than this is followed at once
 
 
 class Controller:
@@ -116,8 +117,11 @@ class Controller:
                 # the next one, which waits as long as this one kept the CPU busy (at most
                 # PAUSE_MAX_SECONDS), so that watch events are not starved of the event loop
                 # at 10,000 shards; time spent waiting on the API server does not count.
+                # A cheap pass (a rollout's, which finds all but a shard or two unchanged)
+                # leaves the loop at once: no pause.
                 busy = time.process_time() - cpu
-                self.queue.done(key, pause=min(busy, elapsed, PAUSE_MAX_SECONDS))
+                pause = min(busy, elapsed, PAUSE_MAX_SECONDS)
+                self.queue.done(key, pause=pause if pause >= PAUSE_MIN_SECONDS else 0.0)
             if retry:
                 metrics.RECONCILE_ERRORS.labels("ShardSet").inc()
                 self.queue.add_rate_limited(key)
