@@ -106,6 +106,9 @@ async def operator(ctx: Context, n: int, timeout: float = 3600.0, *, pythonpath:
         ctx, n, keep=True, timeout=timeout, pythonpath=pythonpath,
         extra_spec={"template": {"spec": pod_spec("0")}, "updateStrategy": strategy})
     assert live is not None
+    # The converge's watches (pods, key map, the ShardSet with its N-entry spec) end here:
+    # the rollout has its own pod watch, as the StatefulSet's has, and nothing else.
+    await live.watching.close()
     path = SHARDSETS.format(ns=live.namespace) + f"/{converge.NODE_ID}"
     out: dict[str, Any] = {}
     try:

@@ -91,6 +91,7 @@ class Pass:
     claims: bool = False  # the ShardSet has a volumeClaimTemplate
     claim_problems: list[str] = field(default_factory=list)  # what claims cannot do
     template_refused: list[str] = field(default_factory=list)  # the API server's refusals
+    rolling: bool = False  # a rollout is under way: the next pass follows without a pause
 
 
 # ----- which Shards ------------------------------------------------------------------------

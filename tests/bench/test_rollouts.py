@@ -230,3 +230,20 @@ async def test_a_dropped_watch_resumes_from_its_last_version_and_lists_again_on_
     assert fake.lists == 2
     assert seen == [("ADDED", "a"), ("ADDED", "b"), ("ADDED", "c"), ("DELETED", "a"),
                     ("DELETED", "b")]
+
+
+def test_steps_of_each_replacement_and_the_reaction_to_the_last_ready():
+    after = replace(1.0, 0) + replace(3.0, 1)
+    rollout = Rollout(desired=2, want="1")
+    for o in initial(2):
+        rollout.observe(o)
+    rollout.start(0.5)
+    for o in after:
+        rollout.observe(o)
+    steps = rollout.figures()["steps"]
+    assert steps["deleting_to_gone"]["p50"] == pytest.approx(0.1)
+    assert steps["gone_to_created"]["p50"] == pytest.approx(0.1)
+    assert steps["created_to_ready"]["p50"] == pytest.approx(0.8)
+    # p0's replacement Ready at 2.0, p1 marked deleted at 3.0
+    assert steps["ready_to_next_delete"]["count"] == 1
+    assert steps["ready_to_next_delete"]["p50"] == pytest.approx(1.0)

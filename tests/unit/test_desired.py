@@ -257,3 +257,32 @@ async def test_a_cheap_pass_is_followed_without_a_pause() -> None:
     finally:
         await world.controller.stop()
     assert pauses[0] == 0.0  # an idle pass of two shards costs far less than the minimum
+
+
+async def test_a_rollout_pass_is_followed_without_a_pause_however_long(monkeypatch) -> None:
+    from shard_operator import controller
+    monkeypatch.setattr(controller, "PAUSE_MIN_SECONDS", 0.0)  # any CPU would pause
+    world = Watched()
+    await converged(world, 3)
+    pauses: list[float] = []
+    finished = asyncio.Event()
+    done = world.controller.queue.done
+
+    def recording(key: Any, pause: float = 0.0) -> None:
+        pauses.append(pause)
+        finished.set()
+        done(key, pause=pause)
+
+    world.controller.queue.done = recording  # type: ignore[method-assign]
+    world.controller.start(wait_for_sync=False)
+    try:
+        world.controller.enqueue(NS, "node-1")  # idle: paused as long as it was busy
+        await asyncio.wait_for(finished.wait(), 5)
+        finished.clear()
+        change_template(world)
+        world.controller.enqueue(NS, "node-1")  # rolling: no pause
+        await asyncio.wait_for(finished.wait(), 5)
+    finally:
+        await world.controller.stop()
+    assert pauses[0] > 0 and pauses[1] == 0.0
+    assert len(world.deleted) == 1

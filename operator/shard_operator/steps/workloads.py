@@ -53,6 +53,7 @@ async def ensure(writes: Writes, namespace: str, owner: ShardSetView, shards: li
                                         f"server, running pods are kept: {refusal}")
             return
         desired.of(writes.cache).admit(namespace, owner)
+    run.rolling = True
     victims = {n: run.outcomes[n].pod for n in pods_to_roll(run.outcomes, run.strategy)}
     failed = len(run.errors)
     await writes.bounded(
