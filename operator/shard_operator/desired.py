@@ -48,7 +48,7 @@ class Workload:
     def unchanged(self, service: Any, pod: Any) -> bool:
         """Both views are the ones found matching last time."""
         return service is not None and service is self.service_seen and (
-            pod is not None and pod is self.pod_seen)
+            pod is not None and pod is self.pod_seen) and not (pod.deleting or service.deleting)
 
 
 def _generation(owner: ShardSetView) -> tuple[str, int]:

@@ -286,3 +286,16 @@ async def test_a_rollout_pass_is_followed_without_a_pause_however_long(monkeypat
         await world.controller.stop()
     assert pauses[0] > 0 and pauses[1] == 0.0
     assert len(world.deleted) == 1
+
+
+async def test_pods_being_deleted_count_against_the_budget_before_their_events(
+        monkeypatch) -> None:
+    monkeypatch.setattr(workloads, "REPLACE_WAIT_SECONDS", 0.02)
+    world = Watched(delay=None)  # no deletion's watch event has arrived yet
+    await converged(world, 6, max_unavailable=2)
+    change_template(world)
+    await world.reconcile()
+    assert len(world.deleted) == 2
+    for _ in range(3):  # the next passes come at once (rolling: no pause)
+        await world.reconcile()
+    assert len(world.deleted) == 2  # never a third while two are going

@@ -56,8 +56,8 @@ async def ensure(writes: Writes, namespace: str, owner: ShardSetView, shards: li
     run.rolling = True
     victims = {n: run.outcomes[n].pod for n in pods_to_roll(run.outcomes, run.strategy)}
     failed = len(run.errors)
-    await writes.bounded(
-        partial(writes.delete, "Pod", namespace, pod, run.errors) for pod in victims.values())
+    await writes.bounded(partial(_delete, writes, namespace, pod, run)
+                         for pod in victims.values())
     if not victims or len(run.errors) > failed:
         return
     # The replacements are made in this pass, as soon as the old pods are gone (their
@@ -70,6 +70,18 @@ async def ensure(writes: Writes, namespace: str, owner: ShardSetView, shards: li
         run.outcomes[name] = ShardOutcome()
     await writes.bounded(partial(_ensure_one, writes, namespace, by_name[n], owner, run)
                          for n in gone)
+
+
+async def _delete(writes: Writes, namespace: str, pod: Any, run: Pass) -> None:
+    """Delete a pod being replaced, and show it going in the cache at once: the next
+    pass must count it unavailable even before its deletion's watch event arrives (else
+    it would see room in the budget that is not there)."""
+    failed: list[str] = []
+    await writes.delete("Pod", namespace, pod, failed)
+    run.errors.extend(failed)
+    current = writes.cache.get("Pod", namespace, pod.name)
+    if not failed and current is not None and current.uid == pod.uid:
+        current.deleting = True
 
 
 async def _until_gone(writes: Writes, namespace: str, pods: dict[str, Any],
