@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import json
 import ssl
 import sys
@@ -214,9 +213,9 @@ class Watching:
         self.stop.set()
         for task in self.tasks:
             task.cancel()
-        for task in self.tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        # gather, not `await task` under suppress(CancelledError): a cancellation of the
+        # caller itself (Ctrl-C) must not be swallowed here.
+        await asyncio.gather(*self.tasks, return_exceptions=True)
 
 
 def parse_metrics(text: str, name: str) -> list[tuple[dict[str, str], float]]:
