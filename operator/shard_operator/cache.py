@@ -237,7 +237,7 @@ VIEWS: dict[str, Any] = {"ShardSet": ShardSetView, "Shard": ShardView, "Pod": Po
 SHARD_NAMED = ("Pod", "Service", "PersistentVolumeClaim")  # named after their Shard
 
 
-@dataclass(slots=True, eq=False, weakref_slot=True)  # one per controller: desired.of(cache)
+@dataclass(slots=True)
 class Cache:
     """Views by kind → namespace → name, plus ShardSets and Shards by node id."""
 
