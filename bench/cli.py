@@ -13,12 +13,12 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from . import environment, plots, report, stats
+from . import environment, plots, report, rollouts, stats
 from .context import Context, progress
 from .k8s import KubeHttp
 
 REPO = Path(__file__).resolve().parents[1]
-SCENARIOS = ("server", "converge", "idle", "start_shard", "recovery", "keymap")
+SCENARIOS = ("server", "converge", "idle", "start_shard", "recovery", "rollout", "keymap")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -41,6 +41,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="repetitions of scenario 7 (shard server)")
     parser.add_argument("--server-seconds", type=float, default=5.0,
                         help="seconds per system and repetition in scenario 7")
+    parser.add_argument("--rollout-size", type=int, default=None,
+                        help="N of scenario 8 (rollout); 100 with --quick")
+    parser.add_argument("--rollout-runs", type=int, default=1,
+                        help="repetitions of scenario 8")
+    parser.add_argument("--rollout-systems", default="operator,statefulset",
+                        help="which systems scenario 8 rolls (the ratio needs both)")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
     parser.add_argument("--logs", type=Path, default=None,
                         help="keep the operators' logs here (default: removed with the run)")
@@ -48,6 +54,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="keep the other scenarios' figures of OUT/latest.json and replace "
                              "only those run now (their environment is recorded as well)")
     args = parser.parse_args(argv)
+    if args.rollout_size is None:
+        args.rollout_size = 100 if args.quick else 1000
     if args.quick:
         args.sizes, args.runs, args.runs_large, args.concurrencies = "100", 1, 1, "64"
         args.keymap_keys, args.idle_seconds, args.start_calls, args.readers = 300, 10.0, 20, 1000
@@ -212,6 +220,11 @@ async def run(args: argparse.Namespace, cluster: Any, workdir: Path) -> dict[str
                                      "steady_mb": statistics.median(m["steady"])}
                                  for n, m in memory.items() if m["peak"]}
 
+        if "rollout" in wanted:
+            value = await attempt("rollout", run_rollout(args, ctx, attempt))
+            if value:
+                results["rollout"] = value
+
         if "keymap" in wanted:
             progress(f"scenario 6: one ShardSet of {args.keymap_keys:,} keys")
             value = await attempt("keymap", keymap10k.run(ctx, args.keymap_keys))
@@ -251,6 +264,32 @@ async def steady_scenarios(args: argparse.Namespace, ctx: Context, live: Any, wa
             results["start_shard"] = value
             lat = value["latency"]
             progress(f"    p50 {lat['p50']:.3f} s, p99 {lat['p99']:.3f} s")
+
+async def run_rollout(args: argparse.Namespace, ctx: Context, attempt: Any) -> dict[str, Any]:
+    """Scenario 8: per repetition, the operator's two rollouts, then the StatefulSet's."""
+    from .scenarios import rollout
+
+    n, systems = args.rollout_size, set(args.rollout_systems.split(","))
+    runs: list[dict[str, Any]] = []
+    for rep in range(args.rollout_runs):
+        figures: dict[str, Any] = {}
+        if "operator" in systems:
+            progress(f"scenario 8: N={n} run {rep + 1}/{args.rollout_runs}: operator")
+            figures.update(await attempt(f"rollout-operator-{rep}",
+                                         rollout.operator(ctx, n)) or {})
+        before = os.environ.get("BENCH_BEFORE", "")
+        if before:  # an older source tree's operator, in the same run
+            progress(f"scenario 8: N={n} run {rep + 1}/{args.rollout_runs}: operator from "
+                     f"{before}")
+            figures.update(await attempt(f"rollout-before-{rep}", rollout.operator(
+                ctx, n, pythonpath=before, name="before")) or {})
+        if "statefulset" in systems:
+            progress(f"scenario 8: N={n} run {rep + 1}/{args.rollout_runs}: StatefulSet")
+            figures.update(await attempt(f"rollout-statefulset-{rep}",
+                                         rollout.statefulset(ctx, n)) or {})
+        runs.append(figures)
+    return rollouts.summarize(n, runs)
+
 
 def kubernetes_version(cluster: Any) -> str:
     try:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import json
 import ssl
 import sys
@@ -27,8 +26,15 @@ class KubeHttp:
         context = ssl.create_default_context()
         context.load_verify_locations(
             cadata=base64.b64decode(cluster["certificate-authority-data"]).decode())
-        self._ssl = context
+        self._ssl: ssl.SSLContext | bool = context
         self._session: aiohttp.ClientSession | None = None
+
+    @classmethod
+    def plain(cls, server: str, token: str = "") -> KubeHttp:
+        """A client of a plain-HTTP server (the tests' fake API server)."""
+        client = cls.__new__(cls)
+        client.server, client.token, client._ssl, client._session = server, token, False, None
+        return client
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -68,29 +74,49 @@ class KubeHttp:
     async def watch(self, path: str, on_event: Callable[[str, dict[str, Any]], None],
                     stop: asyncio.Event) -> None:
         """List then watch ``path`` (a collection), calling ``on_event(type, obj)`` for the
-        listing (as ADDED) and every change, until ``stop`` is set."""
+        listing (as ADDED) and every change, until ``stop`` is set.
+
+        A watch that ends (its timeout, a dropped connection, a failed request) resumes
+        from the last resourceVersion it delivered (an event's or a bookmark's), so no
+        change is missed or repeated. Only when the API server no longer has that version
+        (410 Gone) is the collection listed again: then what the listing lacks is
+        delivered as DELETED, as an informer's replace does."""
+        known: dict[str, dict[str, Any]] = {}  # namespace/name -> last object delivered
+        version: str | None = None
         while not stop.is_set():
             try:
-                await self._list_and_watch(path, on_event, stop)
+                if version is None:
+                    version = await self._relist(path, on_event, known)
+                version = await self._watch_from(path, version, on_event, known, stop)
             except asyncio.CancelledError:
                 raise
-            except Exception as error:  # a failed re-list must not end the watch
-                print(f"watch {path}: {type(error).__name__}: {error}; re-listing",
-                      file=sys.stderr, flush=True)
+            except Exception as error:  # a failed request must not end the watch
+                print(f"watch {path}: {type(error).__name__}: {error}; resuming from "
+                      f"resourceVersion {version}", file=sys.stderr, flush=True)
                 await asyncio.sleep(0.5)
 
-    async def _list_and_watch(self, path: str,
-                              on_event: Callable[[str, dict[str, Any]], None],
-                              stop: asyncio.Event) -> None:
+    async def _relist(self, path: str, on_event: Callable[[str, dict[str, Any]], None],
+                      known: dict[str, dict[str, Any]]) -> str:
         listing = await self.get(path)
-        for item in listing.get("items", []):
-            on_event("ADDED", item)
-        version = listing["metadata"]["resourceVersion"]
+        for kind, obj in relist_events(known, listing.get("items", [])):
+            on_event(kind, obj)
+        return str(listing["metadata"]["resourceVersion"])
+
+    async def _watch_from(self, path: str, version: str,
+                          on_event: Callable[[str, dict[str, Any]], None],
+                          known: dict[str, dict[str, Any]], stop: asyncio.Event
+                          ) -> str | None:
+        """Watch from ``version`` until the stream ends: the version to resume from, or
+        None when the collection must be listed again (410 Gone, or another error)."""
         sep = "&" if "?" in path else "?"
         url = (f"{self.server}{path}{sep}watch=1&resourceVersion={version}"
                "&allowWatchBookmarks=true&timeoutSeconds=900")
         async with self.session.get(url, timeout=aiohttp.ClientTimeout(
                 total=None, sock_read=None)) as response:
+            if response.status == 410:
+                return None
+            if response.status != 200:
+                raise RuntimeError(f"watch {path}: HTTP {response.status}")
             buffer = b""
             async for chunk in response.content.iter_any():
                 buffer += chunk
@@ -100,12 +126,38 @@ class KubeHttp:
                         continue
                     event = json.loads(line)
                     kind, obj = event["type"], event["object"]
-                    if kind == "ERROR":  # e.g. 410 Gone: re-list
-                        return
+                    if kind == "ERROR":  # e.g. 410 Gone: list again
+                        return None
+                    version = str(obj["metadata"].get("resourceVersion") or version)
                     if kind != "BOOKMARK":
+                        _remember(known, kind, obj)
                         on_event(kind, obj)
                 if stop.is_set():
-                    return
+                    return version
+        return version
+
+
+def _key(obj: dict[str, Any]) -> str:
+    meta = obj["metadata"]
+    return f"{meta.get('namespace', '')}/{meta['name']}"
+
+
+def _remember(known: dict[str, dict[str, Any]], kind: str, obj: dict[str, Any]) -> None:
+    if kind == "DELETED":
+        known.pop(_key(obj), None)
+    else:
+        known[_key(obj)] = obj
+
+
+def relist_events(known: dict[str, dict[str, Any]], items: list[dict[str, Any]]
+                  ) -> list[tuple[str, dict[str, Any]]]:
+    """What a (re-)listing delivers: every item as ADDED, then DELETED for each object
+    delivered before that the listing no longer holds; ``known`` is brought up to it."""
+    listed = {_key(item): item for item in items}
+    gone = [obj for key, obj in known.items() if key not in listed]
+    known.clear()
+    known.update(listed)
+    return [("ADDED", item) for item in items] + [("DELETED", obj) for obj in gone]
 
 
 def pod_ready(pod: dict[str, Any]) -> bool:
@@ -161,9 +213,9 @@ class Watching:
         self.stop.set()
         for task in self.tasks:
             task.cancel()
-        for task in self.tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        # gather, not `await task` under suppress(CancelledError): a cancellation of the
+        # caller itself (Ctrl-C) must not be swallowed here.
+        await asyncio.gather(*self.tasks, return_exceptions=True)
 
 
 def parse_metrics(text: str, name: str) -> list[tuple[dict[str, str], float]]:

@@ -74,6 +74,7 @@ def markdown(doc: dict[str, Any]) -> str:
                     v["seconds"].items(), key=lambda kv: int(kv[0])))
                 + f" (best {v['best']})" for n, v in sorted(best.items(), key=lambda kv: int(
                     kv[0])))]
+    lines += rollout_lines(results.get("rollout"))
     figures: list[tuple[str, str]] = []
     idle = results.get("idle")
     if idle:
@@ -175,6 +176,29 @@ def markdown(doc: dict[str, Any]) -> str:
         lines += ["", "## Other figures", "", "| figure | value |", "|---|---|"]
         lines += [f"| {name} | {value} |" for name, value in figures]
     return "\n".join(lines) + "\n"
+
+
+def rollout_lines(rollout: dict[str, Any] | None) -> list[str]:
+    """Scenario 8's table: per system, duration, peak / budget, mean unavailable."""
+    if not rollout:
+        return []
+    n = rollout.get("size")
+    lines = ["", f"## 8 Rollout of a template change, N = {n} (seconds)", "",
+             "| system | rollout (s) | peak unavailable / budget | mean unavailable | "
+             "passes | / StatefulSet |", "|---|---|---|---|---|---|"]
+    ratios = rollout.get("ratios") or {}
+    for system, summary in (rollout.get("seconds") or {}).items():
+        runs = [r[system] for r in rollout.get("runs") or [] if system in r]
+        means = [r["mean_unavailable"] for r in runs if r.get("mean_unavailable") is not None]
+        passes = [r["passes"] for r in runs if r.get("passes") is not None]
+        lines.append(
+            f"| {system} | {_spread(summary)} | "
+            f"{_fmt((rollout.get('peak_unavailable') or {}).get(system))} / "
+            f"{_fmt((rollout.get('budget') or {}).get(system))} | "
+            f"{_fmt(max(means)) if means else '-'} | "
+            f"{_fmt(int(max(passes))) if passes else '-'} | "
+            f"{_spread(ratios.get(f'{system}/statefulset'))} |")
+    return lines
 
 
 def write(doc: dict[str, Any], directory: Path) -> None:

@@ -35,6 +35,9 @@ def _target(scenario: str, figure: str, value: float | None, op: str, bound: flo
     return Target(scenario, figure, value, f"{op} {bound:g}{unit}", _check(value, op, bound))
 
 
+target = _target  # for the scenarios' own target lists (bench.rollouts)
+
+
 def _get(results: dict[str, Any], *path: str) -> Any:
     node: Any = results
     for part in path:
@@ -94,4 +97,7 @@ def evaluate(results: dict[str, Any]) -> list[Target]:
             out.append(_target("7 shard server", "shard server with 32 transactions in "
                                "flight / no-op server at the same concurrency",
                                _get(server, "concurrent", "ratio", "median"), ">=", 0.8))
+    from . import rollouts  # it builds its targets with this module's helpers
+
+    out.extend(rollouts.evaluate(results))
     return out

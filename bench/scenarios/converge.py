@@ -75,8 +75,10 @@ async def _sample_rss(pid: int, samples: list[float], stop: asyncio.Event) -> No
 
 
 async def operator(ctx: Context, n: int, *, keep: bool = False, timeout: float = 1800.0,
-                   pythonpath: str = "") -> tuple[dict[str, Any], Live | None]:
-    """``pythonpath``: run the operator from another source tree (a before/after check)."""
+                   pythonpath: str = "", extra_spec: dict[str, Any] | None = None
+                   ) -> tuple[dict[str, Any], Live | None]:
+    """``pythonpath``: run the operator from another source tree (a before/after check);
+    ``extra_spec``: more ShardSet spec fields (a template, an update strategy)."""
     ns = await ctx.namespace(f"op{n}")
     op = Operator(ns, ctx.kubeconfig, ctx.log_dir / f"operator-{ns}.log",
                   {"PYTHONPATH": pythonpath} if pythonpath else None)
@@ -89,7 +91,7 @@ async def operator(ctx: Context, n: int, *, keep: bool = False, timeout: float =
     watching.add(f"/apis/shards.anoma.net/v1alpha1/namespaces/{ns}/shardsets", sset.on_event)
     await asyncio.sleep(0.5)
     body = {"apiVersion": API_VERSION, "kind": "ShardSet", "metadata": {"name": NODE_ID},
-            "spec": {"nodeId": NODE_ID, "schema": schema(n)}}
+            "spec": {"nodeId": NODE_ID, "schema": schema(n), **(extra_spec or {})}}
     samples: list[float] = []
     stop = asyncio.Event()
     sampler = asyncio.create_task(_sample_rss(op.pid, samples, stop))

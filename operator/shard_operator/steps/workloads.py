@@ -34,9 +34,20 @@ async def ensure(writes: Writes, namespace: str, owner: ShardSetView, shards: li
         run.template_refused.append("the new pod template is refused by the API server, "
                                     f"running pods are kept: {refusal}")
         return
-    await writes.bounded(
-        partial(writes.delete, "Pod", namespace, run.outcomes[n].pod, run.errors)
-        for n in pods_to_roll(run.outcomes, run.strategy))
+    await writes.bounded(partial(_delete, writes, namespace, run.outcomes[n].pod, run)
+                         for n in pods_to_roll(run.outcomes, run.strategy))
+
+
+async def _delete(writes: Writes, namespace: str, pod: Any, run: Pass) -> None:
+    """Delete a pod being replaced, and show it going in the cache at once: the next
+    pass must count it unavailable even before its deletion's watch event arrives (else
+    it would see room in the budget that is not there)."""
+    failed: list[str] = []
+    await writes.delete("Pod", namespace, pod, failed)
+    run.errors.extend(failed)
+    current = writes.cache.get("Pod", namespace, pod.name)
+    if not failed and current is not None and current.uid == pod.uid:
+        current.deleting = True
 
 
 async def _ensure_budget(writes: Writes, namespace: str, owner: ShardSetView, run: Pass
