@@ -211,21 +211,33 @@ async def raw(ctx: Context, n: int, concurrency: int, timeout: float = 1800.0
 
 # ----- StatefulSet baseline --------------------------------------------------------------
 
-async def statefulset(ctx: Context, n: int, timeout: float = 1800.0) -> dict[str, Any]:
-    ns = await ctx.namespace(f"sts{n}")
-    pods, watching = await _watch_pods(ctx, ns)
-    spec = copy.deepcopy(render.default_pod_spec())
-    spec["containers"][0]["env"] = [{"name": "SHARD_NODE_ID", "value": NODE_ID}]
+def statefulset_objects(ns: str, n: int, pod_spec: dict[str, Any],
+                        update_strategy: dict[str, Any] | None = None
+                        ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The baseline's headless Service and StatefulSet of N replicas (Parallel) running
+    ``pod_spec``; the converge and rollout scenarios share them."""
     labels = {"app": "bench-sts"}
     service = {"apiVersion": "v1", "kind": "Service",
                "metadata": {"name": "bench", "namespace": ns},
                "spec": {"clusterIP": "None", "selector": labels,
                         "ports": [{"name": "shard", "port": 8080}]}}
+    spec: dict[str, Any] = {
+        "replicas": n, "podManagementPolicy": "Parallel", "serviceName": "bench",
+        "selector": {"matchLabels": labels},
+        "template": {"metadata": {"labels": labels}, "spec": pod_spec}}
+    if update_strategy is not None:
+        spec["updateStrategy"] = update_strategy
     sts = {"apiVersion": "apps/v1", "kind": "StatefulSet",
-           "metadata": {"name": "bench", "namespace": ns},
-           "spec": {"replicas": n, "podManagementPolicy": "Parallel", "serviceName": "bench",
-                    "selector": {"matchLabels": labels},
-                    "template": {"metadata": {"labels": labels}, "spec": spec}}}
+           "metadata": {"name": "bench", "namespace": ns}, "spec": spec}
+    return service, sts
+
+
+async def statefulset(ctx: Context, n: int, timeout: float = 1800.0) -> dict[str, Any]:
+    ns = await ctx.namespace(f"sts{n}")
+    pods, watching = await _watch_pods(ctx, ns)
+    spec = copy.deepcopy(render.default_pod_spec())
+    spec["containers"][0]["env"] = [{"name": "SHARD_NODE_ID", "value": NODE_ID}]
+    service, sts = statefulset_objects(ns, n, spec)
     started = time.monotonic()
     await ctx.kube.create(service)
     status, body = await ctx.api.request("POST", f"/apis/apps/v1/namespaces/{ns}/statefulsets",

@@ -162,18 +162,8 @@ async def _patch(ctx: Context, path: str, body: dict[str, Any]) -> None:
 async def statefulset(ctx: Context, n: int, timeout: float = 3600.0) -> dict[str, Any]:
     """A StatefulSet of N replicas converged, then its template rolled once."""
     ns = await ctx.namespace(f"stsroll{n}")
-    labels = {"app": "bench-sts"}
-    service = {"apiVersion": "v1", "kind": "Service",
-               "metadata": {"name": "bench", "namespace": ns},
-               "spec": {"clusterIP": "None", "selector": labels,
-                        "ports": [{"name": "shard", "port": 8080}]}}
-    sts = {"apiVersion": "apps/v1", "kind": "StatefulSet",
-           "metadata": {"name": "bench", "namespace": ns},
-           "spec": {"replicas": n, "podManagementPolicy": "Parallel", "serviceName": "bench",
-                    "selector": {"matchLabels": labels},
-                    "updateStrategy": {"type": "RollingUpdate"},
-                    "template": {"metadata": {"labels": labels},
-                                 "spec": pod_spec("0", converge.NODE_ID)}}}
+    service, sts = converge.statefulset_objects(ns, n, pod_spec("0", converge.NODE_ID),
+                                                {"type": "RollingUpdate"})
     path = f"/apis/apps/v1/namespaces/{ns}/statefulsets"
     try:
         pods = PodTracker()
