@@ -14,6 +14,7 @@ import kopf
 from .cache import Cache
 from .controller import Controller
 from .kube import WATCHED, Kube, Resource, load_config
+from .kubeconfig import kopf_login
 from .metrics import observe_request
 
 log = logging.getLogger("shard_operator")
@@ -46,6 +47,11 @@ class Runtime:
     # releases the leader Lease (see cli/operator.py), so that a standby takes over
     # before kopf has finished its own shutdown.
     on_stopped: Callable[[], Awaitable[None]] | None = None
+
+
+# kopf logs in with the operator's own loader: no client library is installed for it to
+# piggyback on, and its rudimentary fallback knows no exec plugins nor a rotating token.
+kopf.on.login(id="kubeconfig")(kopf_login)
 
 
 @kopf.on.startup()
