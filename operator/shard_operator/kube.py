@@ -4,14 +4,17 @@ Every object the project reads, writes or watches is named by a :class:`Resource
 the style of kopf's ``_cogs/structs/references.py``): its group, version, plural and
 kind. The verbs (``get``, ``list``, ``watch``, ``create``, ``replace``, ``patch``,
 ``patch_status``, ``delete``) build the URL from that table and send raw JSON through
-kubernetes_asyncio's ``ApiClient`` (its configuration, authentication and connection
-pool), so nothing here depends on the generated per-kind methods. Every call returns
+one ``aiohttp`` session (:class:`Api`: its connection pool, the TLS context and the
+credentials of :mod:`.kubeconfig`, looked up per request so that a rotated token or an
+expired exec credential is renewed); no Kubernetes client library. Every call returns
 plain dicts; errors are ``ApiError`` with the HTTP status and the API server's
 message. Each request is reported, with its ``(kind, verb)``, to the ``record``
 callback given to :class:`Kube` (the operator's metrics). Nothing here decides anything.
 
 Every request but a GET passes the write fence first (:mod:`.fence`): with leader
-election on, a replica that does not hold a fresh lease sends no write at all.
+election on, a replica that does not hold a fresh lease sends no write at all. The one
+exception is the elector's own ``Kube(api, fence=None)``: its Lease writes are what
+open the fence.
 """
 
 from __future__ import annotations
@@ -27,15 +30,16 @@ from typing import Any
 from urllib.parse import quote
 
 import aiohttp
-from kubernetes_asyncio import client, config
-from kubernetes_asyncio.client.exceptions import ApiException
-from kubernetes_asyncio.config import ConfigException
 
-__all__ = ["CALL_ERRORS", "RESOURCES", "TRANSPORT_ERRORS", "WATCHED", "ApiError",
-           "ConfigException", "Kube", "Resource", "load_config", "transient"]
-
+from . import __version__
 from .constants import GROUP, MANAGER, SHARDS, SHARDSETS, VERSION
-from .fence import FENCE
+from .fence import FENCE, Fence
+from .kubeconfig import ConfigError, KubeConfig, load
+
+__all__ = ["CALL_ERRORS", "RESOURCES", "TRANSPORT_ERRORS", "WATCHED", "Api", "ApiError",
+           "ConfigError", "ConfigException", "Kube", "Resource", "load_config", "transient"]
+
+ConfigException = ConfigError  # the name callers catch
 
 JSON = "application/json"
 MERGE_PATCH = "application/merge-patch+json"
@@ -90,10 +94,11 @@ NETWORK_POLICY = Resource("networking.k8s.io", "v1", "networkpolicies", "Network
 STORAGE_CLASS = Resource("storage.k8s.io", "v1", "storageclasses", "StorageClass",
                          namespaced=False)
 EVENT = Resource("events.k8s.io", "v1", "events", "Event")
+LEASE = Resource("coordination.k8s.io", "v1", "leases", "Lease")
 
 RESOURCES: dict[str, Resource] = {r.kind: r for r in (
     SHARDSET, SHARD, POD, SERVICE, CONFIG_MAP, CLAIM, BUDGET, STORAGE_CLASS, EVENT,
-    NETWORK_POLICY)}
+    NETWORK_POLICY, LEASE)}
 # What the operator watches and caches, in the order it lists them at start-up.
 WATCHED: tuple[Resource, ...] = (SHARDSET, SHARD, POD, SERVICE, CONFIG_MAP, CLAIM, BUDGET,
                                  NETWORK_POLICY)
@@ -103,17 +108,6 @@ class ApiError(Exception):
     def __init__(self, status: int, reason: str, message: str) -> None:
         super().__init__(f"{status} {reason}: {message}")
         self.status, self.reason, self.message = status, reason, message
-
-    @classmethod
-    def of(cls, error: ApiException) -> ApiError:
-        message, reason = str(error.reason or ""), str(error.reason or "")
-        try:
-            body = json.loads(error.body or "{}")
-            message = body.get("message", message)
-            reason = body.get("reason", reason)
-        except (ValueError, TypeError):
-            pass
-        return cls(error.status or 0, reason, message)
 
     @classmethod
     def of_status(cls, status: int, body: Any, text: str = "") -> ApiError:
@@ -157,20 +151,60 @@ def status_class(error: BaseException | None) -> str:
     return f"{status // 100}xx" if status else "error"
 
 
+class Api:
+    """One connection pool to the API server: an aiohttp session (made at first use, in
+    the running loop) of at most ``pool_size`` connections, with the TLS context and
+    credentials of ``config`` taken per request."""
+
+    USER_AGENT = f"shard-operator/{__version__}"
+
+    def __init__(self, config: KubeConfig, pool_size: int = 64) -> None:
+        self.config, self.pool_size = config, pool_size
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self.pool_size),
+                # No total limit: watches stream for minutes (a verb gives its own).
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=30),
+                headers={"User-Agent": self.USER_AGENT}, auto_decompress=True)
+        return self._session
+
+    async def request(self, method: str, path: str, query: list[tuple[str, Any]],
+                      body: Any = None, content_type: str = JSON) -> aiohttp.ClientResponse:
+        """Send one request; the response, whose status is not checked yet (a 401 makes
+        the credentials load again at the next request)."""
+        headers, context = await self.config.request_settings()
+        headers = {**headers, "Accept": JSON, "Content-Type": content_type}
+        params = [(key, _query_value(value)) for key, value in query]
+        data = json.dumps(body) if body is not None else None
+        response = await self.session.request(method, self.config.server + path,
+                                              params=params, data=data, headers=headers,
+                                              ssl=context)
+        if response.status == 401:
+            self.config.invalidate()
+        return response
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+def _query_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
 async def load_config(pool_size: int = 64, *, kubeconfig: str | None = None,
-                      context: str | None = None) -> client.ApiClient:
-    """An ApiClient from ``kubeconfig`` (else $KUBECONFIG / ~/.kube/config) and its
-    ``context`` (else the current one), or the in-cluster account."""
-    configuration = client.Configuration()
-    kubeconfig = kubeconfig or os.environ.get("KUBECONFIG")
-    if os.environ.get("KUBERNETES_SERVICE_HOST") and not kubeconfig and not context:
-        config.load_incluster_config(client_configuration=configuration)
-    else:
-        # Read $KUBECONFIG now: kubernetes_asyncio reads it only once, at import.
-        await config.load_kube_config(config_file=kubeconfig, context=context,
-                                      client_configuration=configuration)
-    configuration.connection_pool_maxsize = pool_size
-    return client.ApiClient(configuration)
+                      context: str | None = None) -> Api:
+    """The API server of ``kubeconfig`` (else $KUBECONFIG, read now, else
+    ~/.kube/config) and its ``context`` (else the current one), or of the in-cluster
+    service account; ConfigError (alias ConfigException) says what is missing."""
+    return Api(load(kubeconfig, context), pool_size)
 
 
 # (kind, verb, status class, seconds) of one request: see metrics.observe_request.
@@ -187,9 +221,13 @@ def _resource(kind: str) -> Resource:
 class Kube:
     """The generic verbs over :data:`RESOURCES`, addressed by kind."""
 
-    def __init__(self, api: client.ApiClient, *, record: Recorder | None = None) -> None:
+    def __init__(self, api: Api, *, record: Recorder | None = None,
+                 fence: Fence | None = FENCE) -> None:
+        """``fence`` None: this Kube's writes are not fenced (the elector's own, whose
+        Lease writes open the fence; nothing else may use that)."""
         self.api = api
         self.record = record
+        self.fence = fence
 
     async def close(self) -> None:
         await self.api.close()
@@ -198,21 +236,15 @@ class Kube:
                     body: Any = None, content_type: str = JSON, kind: str = "") -> Any:
         """Send one request; the aiohttp response, whose status is not checked yet.
         Anything but a GET must pass the fence (nothing goes around it)."""
-        if method != "GET":
-            FENCE.check(kind or path, method.lower())
-        try:
-            return await self.api.call_api(
-                path, method, query_params=query,
-                header_params={"Accept": JSON, "Content-Type": content_type},
-                body=body, auth_settings=["BearerToken"], _preload_content=False)
-        except ApiException as error:
-            raise ApiError.of(error) from None
+        if method != "GET" and self.fence is not None:
+            self.fence.check(kind or path, method.lower())
+        return await self.api.request(method, path, query, body, content_type)
 
     async def _request(self, resource: Resource, verb: str, method: str, path: str, *,
                        query: list[tuple[str, Any]] | None = None, body: Any = None,
                        content_type: str = JSON) -> dict[str, Any]:
-        if method != "GET":  # refused before it counts as a request
-            FENCE.check(resource.kind, verb)
+        if method != "GET" and self.fence is not None:  # refused before it counts
+            self.fence.check(resource.kind, verb)
         started, failure = time.monotonic(), None
         try:
             response = await self._open(method, path, query or [], body, content_type,

@@ -11,20 +11,22 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from kubernetes_asyncio import client
 
 from shard_operator import kube as kube_module
 from shard_operator.kube import (
     CONFIG_MAP,
     EVENT,
+    LEASE,
     NETWORK_POLICY,
     POD,
     SHARD,
     SHARDSET,
     STORAGE_CLASS,
+    Api,
     ApiError,
     Kube,
 )
+from shard_operator.kubeconfig import KubeConfig, Secret, StaticAuth
 
 
 @pytest.mark.parametrize(("resource", "namespace", "name", "sub", "path"), [
@@ -38,6 +40,8 @@ from shard_operator.kube import (
     (NETWORK_POLICY, "ns", "shard-clients-n", None,
      "/apis/networking.k8s.io/v1/namespaces/ns/networkpolicies/shard-clients-n"),
     (STORAGE_CLASS, "ignored", "fast", None, "/apis/storage.k8s.io/v1/storageclasses/fast"),
+    (LEASE, "ops", "leader", None,
+     "/apis/coordination.k8s.io/v1/namespaces/ops/leases/leader"),
 ])
 def test_resource_paths(resource, namespace, name, sub, path) -> None:
     assert resource.path(namespace, name, sub) == path
@@ -68,6 +72,7 @@ class FakeApiServer:
         self.requests.append({"method": request.method, "path": request.path,
                               "query": dict(request.query),
                               "content_type": request.headers.get("Content-Type"),
+                              "authorization": request.headers.get("Authorization"),
                               "body": json.loads(body) if body else None})
         if request.query.get("watch") == "true":
             response = web.StreamResponse()
@@ -90,9 +95,9 @@ async def server() -> AsyncIterator[tuple[FakeApiServer, Kube, list[tuple[str, s
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    configuration = client.Configuration(host=f"http://127.0.0.1:{port}")
+    config = KubeConfig(f"http://127.0.0.1:{port}", StaticAuth(Secret(token="t0k")))
     recorded: list[tuple[str, str, str]] = []
-    kube = Kube(client.ApiClient(configuration),
+    kube = Kube(Api(config, pool_size=4),
                 record=lambda kind, verb, code, seconds: recorded.append((kind, verb, code)))
     try:
         yield fake, kube, recorded
@@ -133,6 +138,7 @@ async def test_verbs_send_the_right_requests_and_record_kind_and_verb(server) ->
         ("GET", "/apis/shards.anoma.net/v1alpha1/namespaces/ns/shardsets",
          {"fieldSelector": "spec.nodeId=node-1"}, "application/json"),
     ]
+    assert {r["authorization"] for r in fake.requests} == {"Bearer t0k"}
     assert fake.requests[4]["body"] == {"status": {"readyShards": 1}}
     assert fake.requests[6]["body"] == {"preconditions": {"uid": "u1"}}
     assert recorded == [("Pod", "create", "2xx"), ("Pod", "create", "2xx"),
@@ -196,3 +202,35 @@ async def test_watch_yields_events_skips_bookmarks_and_raises_on_error(server) -
     fake.watch_lines = fake.watch_lines[:1]  # the server ends the stream: so does the watch
     assert [kind async for kind, _ in kube.watch("Shard", "ns")] == ["ADDED"]
     assert recorded[-1] == ("Shard", "watch", "2xx")
+
+
+class Rotating(StaticAuth):
+    """A credential that changes each time it is loaded (an exec plugin, say)."""
+
+    def __init__(self) -> None:
+        super().__init__(Secret())
+        self.loads = 0
+
+    def fresh(self) -> bool:
+        return True  # until invalidated
+
+    def load(self) -> Secret:
+        self.loads += 1
+        return Secret(token=f"gen-{self.loads}")
+
+
+async def test_credentials_are_taken_per_request_and_reloaded_after_a_401(server) -> None:
+    fake, kube, _ = server
+    auth = Rotating()
+    kube.api.config.auth = auth
+    kube.api.config.invalidate()
+    await kube.get("ConfigMap", "ns", "a")
+    await kube.get("ConfigMap", "ns", "b")  # cached: same credential
+    fake.answers[("GET", "/api/v1/namespaces/ns/configmaps/c")] = (
+        401, {"kind": "Status", "code": 401, "reason": "Unauthorized", "message": "expired"})
+    with pytest.raises(ApiError) as caught:
+        await kube.get("ConfigMap", "ns", "c")
+    assert caught.value.status == 401
+    await kube.get("ConfigMap", "ns", "d")  # loaded again after the refusal
+    assert [r["authorization"] for r in fake.requests] == [
+        "Bearer gen-1", "Bearer gen-1", "Bearer gen-1", "Bearer gen-2"]
