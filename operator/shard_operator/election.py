@@ -20,7 +20,8 @@ DEFAULT_LEASE_NAME = "shard-operator-leader"
 LEASE_DURATION = 15.0
 RENEW_DEADLINE = 10.0
 RETRY_PERIOD = 2.0
-# kubernetes_asyncio's elector refuses renew_deadline <= 1.2 * retry_period (its jitter).
+# A standby waits up to 1.2 retry periods between attempts (client-go's jitter): the renew
+# deadline must leave room for more than that.
 JITTER = 1.2
 SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 

@@ -1,33 +1,35 @@
-"""Leader election on a ``coordination.k8s.io/v1`` Lease (kubernetes_asyncio's
-``LeaderElection`` with a ``LeaseLock``), tied to the write fence (:mod:`.fence`).
+"""Leader election on a ``coordination.k8s.io/v1`` Lease, tied to the write fence
+(:mod:`.fence`). The decisions are :mod:`.lease`'s; this is the loop, over the
+elector's own :class:`~.kube.Kube` (``fence=None``: the Lease writes are what open the
+fence, so they never pass it).
 
 - Every replica runs kopf's watches and fills its cache; only the leader's controller
   works (its workers wait for the fence to open, see ``Controller.start``).
-- Each successful create or update of the Lease by this replica renews the fence from
-  the moment the request was *sent*.
-- Leadership ends when the elector gives up renewing, when the watchdog finds the renew
-  deadline passed (even if the elector's loop is stuck in a request, or the whole
-  process was stopped), or when the elector fails while leading. Then the fence closes
-  at once, ``on_lost`` stops the operator, and the process exits non-zero
-  (:data:`EXIT_LOST_LEADERSHIP`) so that its Deployment restarts it with a fresh cache;
-  a hard exit follows if the graceful stop takes too long.
+- Every retry period (standbys: with up to 20 % jitter) the elector reads the Lease
+  and, if it is ours, free or expired, writes itself as holder; each read and write
+  has a timeout (half the renew deadline, at least 1 s) and every failure is one failed
+  attempt. Each successful create or update of the Lease by this replica renews the
+  fence from the moment the write was *sent*.
+- Leadership ends when a renewal has not succeeded within the renew deadline, when the
+  watchdog finds the deadline passed (even if the elector's loop is stuck in a request,
+  or the whole process was stopped), when the leader reads another holder in the Lease
+  (at once: that one believes it leads), or when the elector fails while leading. Then
+  the fence closes at once, ``on_lost`` stops the operator, and the process exits
+  non-zero (:data:`EXIT_LOST_LEADERSHIP`) so that its Deployment restarts it with a
+  fresh cache; a hard exit follows if the graceful stop takes too long.
 - On a graceful stop (SIGTERM) the leader closes the fence, then releases the Lease
-  (empty holder), so that a standby takes over within one retry period.
+  (no holder, 1 s duration), so that a standby takes over within one retry period.
 
-Fixes over kubernetes_asyncio's ``LeaseLock``: its timestamps are local times labelled
-UTC (wrong unless TZ=UTC) and lose their fraction when the microsecond is 0; a
-``lease_duration`` given as a float breaks its ``int()``; a connection error or a hung
-request escapes or stalls the elector; a lost race logs a traceback. Here times are
-always UTC with microseconds, requests have a timeout and every failure is one failed
-attempt.
+Times written are UTC with microseconds whatever the TZ; a lost race (409, another
+replica's write won on resourceVersion) is logged at debug level only.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
+import random
 import sys
 import threading
 import time
@@ -35,187 +37,131 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from kubernetes_asyncio import client
-from kubernetes_asyncio.client.exceptions import ApiException
-from kubernetes_asyncio.leaderelection.electionconfig import Config
-from kubernetes_asyncio.leaderelection.leaderelection import LeaderElection
-from kubernetes_asyncio.leaderelection.leaderelectionrecord import LeaderElectionRecord
-from kubernetes_asyncio.leaderelection.resourcelock.leaselock import LeaseLock
-
-from .election import ElectionConfig
+from . import lease
+from .election import JITTER, ElectionConfig
 from .fence import Fence
-from .kube import TRANSPORT_ERRORS
+from .kube import CALL_ERRORS, LEASE, Api, ApiError, Kube
 
 log = logging.getLogger("shard_operator.leader")
 
 EXIT_LOST_LEADERSHIP = 3
 HARD_EXIT_SECONDS = 10.0  # after leadership is lost, the longest graceful stop
 
-
-def micro_time(moment: datetime | None = None) -> str:
-    """A Kubernetes MicroTime: UTC, always six fractional digits."""
-    moment = (moment or datetime.now(UTC)).astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _failed(status: int, reason: str) -> ApiException:
-    """A failed read in the shape the elector expects (it reads ``body["code"]``)."""
-    error = ApiException(status=status, reason=reason)
-    error.body = json.dumps({"code": status, "message": reason}).encode()
-    return error
-
-
-class FencedLeaseLock(LeaseLock):
-    """A LeaseLock whose successful writes of our own record renew the fence."""
-
-    def __init__(self, name: str, namespace: str, identity: str, api_client: client.ApiClient,
-                 fence: Fence, timeout: float) -> None:
-        super().__init__(name, namespace, identity, api_client)
-        self.fence, self.timeout = fence, timeout
-
-    async def get(self, name: str, namespace: str) -> Any:
-        try:
-            async with asyncio.timeout(self.timeout):
-                lease = await self.api_instance.read_namespaced_lease(name, namespace)
-        except ApiException as error:
-            return False, error
-        except TRANSPORT_ERRORS as error:
-            log.warning("reading Lease %s/%s: %s", namespace, name, type(error).__name__)
-            return False, _failed(0, f"no answer: {type(error).__name__}")
-        self.lease_reference = lease
-        return True, self.election_record(lease)
-
-    async def create(self, name: str, namespace: str,
-                     election_record: LeaderElectionRecord) -> bool:
-        body = client.V1Lease(metadata=client.V1ObjectMeta(name=name),
-                              spec=self.update_lease(election_record))
-        return await self._write(election_record, lambda: self.api_instance.create_namespaced_lease(
-            namespace, body), f"creating Lease {namespace}/{name}")
-
-    async def update(self, name: str, namespace: str,
-                     updated_record: LeaderElectionRecord) -> bool:
-        if self.lease_reference is None:
-            return False
-        self.lease_reference.spec = self.update_lease(updated_record, self.lease_reference.spec)
-        body = self.lease_reference
-        return await self._write(updated_record, lambda: self.api_instance.replace_namespaced_lease(
-            name=name, namespace=namespace, body=body), f"updating Lease {namespace}/{name}")
-
-    async def _write(self, record: LeaderElectionRecord, call: Callable[[], Any],
-                     what: str) -> bool:
-        started = self.fence.clock()
-        try:
-            async with asyncio.timeout(self.timeout):
-                answer = await call()
-        except ApiException as error:
-            # 409: another replica wrote first (its resourceVersion won): not ours.
-            log.log(logging.DEBUG if error.status == 409 else logging.WARNING,
-                    "%s: %s %s", what, error.status, error.reason)
-            return False
-        except TRANSPORT_ERRORS as error:
-            log.warning("%s: no answer (%s)", what, type(error).__name__)
-            return False
-        if isinstance(answer, client.V1Lease):
-            self.lease_reference = answer
-        if record.holder_identity == self.identity:
-            self.fence.renewed(started)
-        return True
-
-    def update_lease(self, leader_election_record: LeaderElectionRecord,
-                     current_spec: client.V1LeaseSpec | None = None) -> client.V1LeaseSpec:
-        """The Lease spec for ``leader_election_record``, with times taken now in UTC (the
-        record's own are local times) and the holder's acquire time kept across renewals."""
-        # (times as strings: the client would write a datetime without its fraction
-        # when the microsecond is 0, which a MicroTime refuses)
-        spec: Any = current_spec if current_spec else client.V1LeaseSpec()
-        holder = leader_election_record.holder_identity
-        now = micro_time()
-        if spec.holder_identity != holder or not spec.acquire_time:
-            if spec.holder_identity and spec.holder_identity != holder:
-                spec.lease_transitions = (spec.lease_transitions or 0) + 1
-            spec.acquire_time = now
-        elif isinstance(spec.acquire_time, datetime):
-            spec.acquire_time = micro_time(spec.acquire_time)
-        spec.holder_identity = holder
-        spec.lease_duration_seconds = int(float(leader_election_record.lease_duration or 1))
-        spec.renew_time = now
-        return spec
-
-    async def release(self) -> bool:
-        """Give the lease up (empty holder) if it is still ours: a standby takes it at
-        its next retry instead of waiting for it to expire."""
-        found, record = await self.get(self.name, self.namespace)
-        if not found or not isinstance(record, LeaderElectionRecord) or \
-                record.holder_identity != self.identity or self.lease_reference is None:
-            return False
-        spec: Any = self.lease_reference.spec
-        now = micro_time()
-        spec.holder_identity, spec.lease_duration_seconds = None, 1
-        spec.acquire_time, spec.renew_time = now, now
-        try:
-            async with asyncio.timeout(self.timeout):
-                await self.api_instance.replace_namespaced_lease(
-                    name=self.name, namespace=self.namespace, body=self.lease_reference)
-        except ApiException as error:
-            log.warning("could not release Lease %s/%s: %s", self.namespace, self.name, error)
-            return False
-        except TRANSPORT_ERRORS as error:
-            log.warning("could not release Lease %s/%s: %r", self.namespace, self.name, error)
-            return False
-        return True
+micro_time = lease.micro_time
 
 
 class Leader:
     """Runs the election of one process; ``on_lost`` is called once when leadership
     ends (the fence is already closed then)."""
 
-    def __init__(self, config: ElectionConfig, fence: Fence, api: client.ApiClient,
-                 on_lost: Callable[[str], None]) -> None:
+    def __init__(self, config: ElectionConfig, fence: Fence, api: Api,
+                 on_lost: Callable[[str], None],
+                 now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.config, self.fence, self.api, self.on_lost = config, fence, api, on_lost
-        self.lock = FencedLeaseLock(config.name, config.namespace, config.identity, api, fence,
-                                    timeout=max(1.0, config.renew_deadline / 2))
+        self.kube = Kube(api, fence=None)  # the Lease writes open the fence: not fenced
+        self.timeout = max(1.0, config.renew_deadline / 2)
+        self.now = now
+        self.observed: lease.Observed | None = None
+        self.renewed_at: float | None = None  # when the last successful write was sent
         self.lost: str | None = None
         self.acquired_at: float | None = None
         self.stopped = False
         self._tasks: list[asyncio.Task[None]] = []
         fence.arm(config.renew_deadline)
 
+    @property
+    def where(self) -> str:
+        return f"Lease {self.config.namespace}/{self.config.name}"
+
     def start(self) -> None:
         self._tasks = [asyncio.create_task(self._elect(), name="leader-election"),
                        asyncio.create_task(self._watchdog(), name="leader-watchdog")]
 
+    async def _read(self) -> dict[str, Any] | None:
+        try:
+            async with asyncio.timeout(self.timeout):
+                return await self.kube.get(LEASE.kind, self.config.namespace,
+                                           self.config.name)
+        except ApiError as error:
+            if error.not_found:
+                return None
+            raise
+
+    async def attempt(self) -> bool:
+        """One try to acquire or renew: True if this replica holds the Lease now (the
+        fence renewed). Failures are logged and answer False."""
+        what = self.where
+        try:
+            current = await self._read()
+        except CALL_ERRORS as error:
+            log.warning("reading %s: %s", what, _describe(error))
+            return False
+        clock = self.fence.clock
+        if current is not None:
+            self.observed = lease.observe(self.observed, current.get("spec") or {}, clock())
+        decision = lease.decide(self.config.identity, current, self.observed, clock(),
+                                self.config.lease_duration, self.fence.leading)
+        if decision is lease.Decision.WAIT:
+            return False
+        if decision is lease.Decision.LOST:
+            self.lose(f"the Lease names another holder, "
+                      f"{lease.holder((current or {}).get('spec'))!r}")
+            return False
+        spec = lease.spec_for(self.config.identity, (current or {}).get("spec"),
+                              self.config.lease_duration, self.now())
+        body = lease.body(self.config.name, self.config.namespace, spec, current)
+        sent = clock()
+        try:
+            async with asyncio.timeout(self.timeout):
+                if decision is lease.Decision.CREATE:
+                    answer = await self.kube.create(body)
+                else:
+                    answer = await self.kube.replace(body)
+        except CALL_ERRORS as error:
+            # 409: another replica wrote first (its resourceVersion won): not ours.
+            conflict = isinstance(error, ApiError) and error.status in (409,)
+            log.log(logging.DEBUG if conflict else logging.WARNING, "%s %s: %s",
+                    "creating" if decision is lease.Decision.CREATE else "updating", what,
+                    _describe(error))
+            return False
+        self.observed = lease.observe(self.observed, answer.get("spec") or {}, clock())
+        self.renewed_at = sent
+        self.fence.renewed(sent)
+        return True
+
     async def _started(self) -> None:
         self.fence.lead()
         self.acquired_at = time.monotonic()
-        log.info("leading: holding Lease %s/%s as %s", self.config.namespace, self.config.name,
-                 self.config.identity)
-
-    async def _stopped(self) -> None:
-        self.lose("could not renew the lease within the renew deadline")
+        log.info("leading: holding %s as %s", self.where, self.config.identity)
 
     async def _elect(self) -> None:
-        election = LeaderElection(Config(
-            self.lock, lease_duration=self.config.lease_duration,
-            renew_deadline=self.config.renew_deadline, retry_period=self.config.retry_period,
-            onstarted_leading=self._started, onstopped_leading=self._stopped))
-        log.info("waiting for Lease %s/%s as %s (lease %g s, renew deadline %g s, retry %g s)",
-                 self.config.namespace, self.config.name, self.config.identity,
-                 self.config.lease_duration, self.config.renew_deadline,
-                 self.config.retry_period)
+        log.info("waiting for %s as %s (lease %g s, renew deadline %g s, retry %g s)",
+                 self.where, self.config.identity, self.config.lease_duration,
+                 self.config.renew_deadline, self.config.retry_period)
         while self.lost is None:
             try:
-                await election.run()
+                held = await self.attempt()
             except asyncio.CancelledError:
                 raise
-            except Exception as error:  # the elector is not ours: never let it die silently
+            except Exception as error:  # never let the elector die silently
                 if self.fence.leading:
                     self.lose(f"the elector failed: {type(error).__name__}: {error}")
                     return
                 log.warning("leader election attempt failed: %s: %s", type(error).__name__,
                             error)
-                await asyncio.sleep(self.config.retry_period)
-            else:
-                return  # it returns only after leading and losing (see _stopped)
+                held = False
+            if self.lost is not None:
+                return
+            if held and not self.fence.leading:
+                await self._started()
+            elif not held and self.fence.leading and lease.renew_deadline_passed(
+                    self.renewed_at, self.fence.clock(), self.config.renew_deadline):
+                self.lose("could not renew the lease within the renew deadline")
+                return
+            period = self.config.retry_period
+            if not self.fence.leading:  # standbys spread their attempts (client-go's)
+                period *= random.uniform(1.0, JITTER)
+            await asyncio.sleep(period)
 
     async def _watchdog(self) -> None:
         """Leadership ends when the renew deadline passes, whatever the elector does."""
@@ -225,6 +171,22 @@ class Leader:
             if self.fence.expired():
                 late = self.fence.clock() - self.fence.deadline
                 self.lose(f"the renew deadline passed {late:.1f} s ago")
+
+    async def release(self) -> bool:
+        """Give the lease up (no holder) if it is still ours: a standby takes it at its
+        next retry instead of waiting for it to expire."""
+        try:
+            current = await self._read()
+            if current is None or lease.holder(current.get("spec")) != self.config.identity:
+                return False
+            body = lease.body(self.config.name, self.config.namespace,
+                              lease.released_spec(current.get("spec"), self.now()), current)
+            async with asyncio.timeout(self.timeout):
+                await self.kube.replace(body)
+        except CALL_ERRORS as error:
+            log.warning("could not release %s: %s", self.where, _describe(error))
+            return False
+        return True
 
     def lose(self, why: str) -> None:
         if self.lost is not None:
@@ -249,8 +211,14 @@ class Leader:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if release and self.acquired_at is not None:
             assert not self.fence.is_open(), "close the fence before releasing the lease"
-            if await self.lock.release():
-                log.info("released Lease %s/%s", self.config.namespace, self.config.name)
+            if await self.release():
+                log.info("released %s", self.where)
+
+
+def _describe(error: BaseException) -> str:
+    if isinstance(error, ApiError):
+        return str(error)
+    return f"no answer ({type(error).__name__})"
 
 
 def _hard_exit() -> None:

@@ -1,7 +1,8 @@
 """Leader election without a cluster: the write fence (open only on a fresh lease, closed
 for good once leadership ends, refusing in ``Writes`` and in ``kube.py``), the election
 settings (timings, the Lease's namespace, identity), the run flags, the Lease spec the
-lock writes (UTC whatever the TZ), and the watchdog."""
+elector writes (UTC whatever the TZ), the elector's attempts against an in-memory Lease
+(acquire, renew, wait, stop at once on another holder, release), and the watchdog."""
 
 from __future__ import annotations
 
@@ -13,14 +14,13 @@ from datetime import UTC, datetime
 
 import pytest
 from click.testing import CliRunner
-from kubernetes_asyncio import client
-from kubernetes_asyncio.leaderelection.leaderelectionrecord import LeaderElectionRecord
 
-from shard_operator import election, leader, metrics
+from shard_operator import election, leader, lease, metrics
 from shard_operator.cache import Cache
 from shard_operator.cli import operator as operator_cli
 from shard_operator.fence import FENCE, Fence, Fenced
-from shard_operator.kube import Kube
+from shard_operator.kube import Api, ApiError, Kube
+from shard_operator.kubeconfig import KubeConfig, Secret, StaticAuth
 from shard_operator.writes import Writes
 
 
@@ -247,11 +247,11 @@ def test_run_help_names_the_election_flags() -> None:
     assert "peering" not in text.lower() and "--priority" not in text
 
 
-# ----- the Lease the lock writes ----------------------------------------------------------
+# ----- the Lease the elector writes -------------------------------------------------------
 
 @pytest.fixture
 def new_york() -> Iterator[None]:
-    """A local time zone far from UTC: kubernetes_asyncio's own times would be 5 h off."""
+    """A local time zone far from UTC: times taken as local would be 5 h off."""
     saved = os.environ.get("TZ")
     os.environ["TZ"] = "America/New_York"
     time.tzset()
@@ -263,41 +263,185 @@ def new_york() -> Iterator[None]:
     time.tzset()
 
 
-def lock(fence: Fence, identity: str = "me") -> leader.FencedLeaseLock:
-    return leader.FencedLeaseLock("l", "ns", identity, client.ApiClient(client.Configuration()),
-                                  fence, timeout=5)
-
-
-def record(holder: str) -> LeaderElectionRecord:
-    now = str(datetime.now())  # what the elector passes: local time, no zone
-    return LeaderElectionRecord(holder, "15.0", now, now)
-
-
 def parse(text: str) -> datetime:
     assert text.endswith("Z") and len(text.split(".")[1]) == 7  # six digits and Z
     return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
 
 
-async def test_lease_times_are_utc_whatever_the_tz(new_york: None, fence: Fence) -> None:
-    spec = lock(fence).update_lease(record("me"))
+async def test_lease_times_are_utc_whatever_the_tz(new_york: None) -> None:
+    spec = lease.spec_for("me", None, 15.0, datetime.now(UTC))
     now = datetime.now(UTC)
-    assert abs((parse(spec.renew_time) - now).total_seconds()) < 5
-    assert spec.acquire_time == spec.renew_time
-    assert spec.holder_identity == "me" and spec.lease_duration_seconds == 15
+    assert abs((parse(spec["renewTime"]) - now).total_seconds()) < 5
+    assert spec["acquireTime"] == spec["renewTime"]
+    assert spec["holderIdentity"] == "me" and spec["leaseDurationSeconds"] == 15
+    assert lease.micro_time(datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)) == (
+        "2026-01-02T03:04:05.000000Z")  # microsecond 0 keeps its fraction
 
 
-async def test_a_renewal_keeps_the_acquire_time_and_a_takeover_counts(fence: Fence) -> None:
-    acquired = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)  # microsecond 0
-    mine = client.V1LeaseSpec(holder_identity="me", acquire_time=acquired,
-                              renew_time=acquired, lease_transitions=2)
-    spec = lock(fence).update_lease(record("me"), mine)
-    assert spec.acquire_time == "2026-01-02T03:04:05.000000Z"
-    assert spec.lease_transitions == 2 and spec.renew_time != spec.acquire_time
-    theirs = client.V1LeaseSpec(holder_identity="other", acquire_time=acquired,
-                                renew_time=acquired, lease_transitions=2)
-    spec = lock(fence).update_lease(record("me"), theirs)
-    assert spec.holder_identity == "me" and spec.lease_transitions == 3
-    assert spec.acquire_time == spec.renew_time
+def api() -> Api:
+    """An Api that must never connect (its session is made at first use)."""
+    return Api(KubeConfig("https://127.0.0.1:9", StaticAuth(Secret())))
+
+
+class FakeLeases:
+    """The elector's Kube, over one in-memory Lease with resourceVersions."""
+
+    def __init__(self) -> None:
+        self.lease: dict | None = None
+        self.version = 0
+        self.writes: list[str] = []
+        self.fail: BaseException | None = None
+
+    def _stored(self, body: dict) -> dict:
+        self.version += 1
+        stored = {**body, "metadata": {**body["metadata"], "resourceVersion": str(self.version)}}
+        self.lease = stored
+        return stored
+
+    async def get(self, kind: str, namespace: str, name: str) -> dict:
+        assert (kind, namespace, name) == ("Lease", "ns", "l")
+        if self.fail is not None:
+            raise self.fail
+        if self.lease is None:
+            raise ApiError(404, "NotFound", "no lease")
+        return self.lease
+
+    async def create(self, body: dict) -> dict:
+        if self.lease is not None:
+            raise ApiError(409, "AlreadyExists", "exists")
+        self.writes.append("create")
+        return self._stored(body)
+
+    async def replace(self, body: dict) -> dict:
+        assert self.lease is not None
+        if body["metadata"].get("resourceVersion") != self.lease["metadata"]["resourceVersion"]:
+            raise ApiError(409, "Conflict", "modified")
+        self.writes.append("replace")
+        return self._stored(body)
+
+    def other_holds(self, holder: str = "other") -> None:
+        spec = lease.spec_for(holder, (self.lease or {}).get("spec"), 15, datetime.now(UTC))
+        self._stored(lease.body("l", "ns", spec, self.lease))
+
+
+@pytest.fixture
+def elector(fence: Fence, monkeypatch: pytest.MonkeyPatch
+            ) -> Iterator[tuple[leader.Leader, FakeLeases, list[str]]]:
+    monkeypatch.setattr(leader, "_hard_exit", lambda: None)
+    monkeypatch.setattr(leader, "HARD_EXIT_SECONDS", 0.01)
+    lost: list[str] = []
+    elected = leader.Leader(election.ElectionConfig("l", "ns", "me", 15, 10, 2), fence, api(),
+                            on_lost=lost.append)
+    fake = FakeLeases()
+    elected.kube = fake  # type: ignore[assignment]
+    yield elected, fake, lost
+
+
+def test_the_electors_kube_is_not_fenced(armed_global: Fence) -> None:
+    elected = leader.Leader(election.ElectionConfig("l", "ns", "me"), FENCE, api(),
+                            on_lost=lambda why: None)
+    assert elected.kube.fence is None and Kube(api()).fence is FENCE
+
+
+async def test_acquire_renew_and_release(elector, fence: Fence, clock: Clock) -> None:
+    elected, fake, lost = elector
+    assert await elected.attempt()  # no Lease: created with us as holder
+    assert fake.writes == ["create"] and fence.deadline == clock.now + 10
+    await elected._started()
+    assert fence.is_open()
+    acquired = fake.lease["spec"]["acquireTime"]
+    clock.now += 2
+    assert await elected.attempt()  # renewed: same acquire time, fence pushed on
+    assert fake.writes == ["create", "replace"] and fence.deadline == clock.now + 10
+    assert fake.lease["spec"]["acquireTime"] == acquired
+    assert fake.lease["spec"]["holderIdentity"] == "me"
+    fence.close("stopping")
+    assert await elected.release()  # the fence is closed; the Lease write still goes
+    assert "holderIdentity" not in fake.lease["spec"]
+    assert fake.lease["spec"]["leaseDurationSeconds"] == 1 and lost == []
+    assert not await elected.release()  # not ours any more: nothing written
+    assert fake.writes == ["create", "replace", "replace"]
+
+
+async def test_a_standby_waits_for_a_valid_lease_then_takes_it_once_expired(
+        elector, fence: Fence, clock: Clock) -> None:
+    elected, fake, lost = elector
+    fake.other_holds()
+    assert not await elected.attempt() and fake.writes == []
+    clock.now += 14.9  # measured from when *we* saw the spec, not its renewTime
+    assert not await elected.attempt()
+    clock.now += 0.1
+    assert await elected.attempt()
+    assert fake.lease["spec"]["holderIdentity"] == "me"
+    assert fake.lease["spec"]["leaseTransitions"] == 1 and lost == []
+
+
+async def test_a_renewal_by_the_holder_restarts_the_standbys_count(
+        elector, clock: Clock) -> None:
+    elected, fake, _ = elector
+    fake.other_holds()
+    assert not await elected.attempt()
+    clock.now += 10
+    fake.other_holds()  # renewed: a new renewTime, a new observation
+    assert not await elected.attempt()
+    clock.now += 10
+    assert not await elected.attempt()  # 20 s since the first sight, 10 since the change
+    clock.now += 5
+    assert await elected.attempt()
+
+
+async def test_a_released_lease_is_taken_at_once(elector) -> None:
+    elected, fake, _ = elector
+    fake.other_holds()
+    fake._stored(lease.body("l", "ns", lease.released_spec(fake.lease["spec"],
+                                                            datetime.now(UTC)), fake.lease))
+    assert await elected.attempt()
+
+
+async def test_a_leader_that_sees_another_holder_stops_at_once(
+        elector, fence: Fence, clock: Clock) -> None:
+    elected, fake, lost = elector
+    assert await elected.attempt()
+    await elected._started()
+    fake.other_holds("usurper")  # e.g. it took the lease while we were paused
+    assert not await elected.attempt()
+    assert len(lost) == 1 and "'usurper'" in lost[0]
+    assert not fence.is_open() and fence.ended
+    assert fake.writes == ["create"]  # and wrote nothing over it
+
+
+async def test_failed_attempts_do_not_renew(elector, fence: Fence, clock: Clock) -> None:
+    elected, fake, lost = elector
+    assert await elected.attempt()
+    await elected._started()
+    renewed = fence.deadline
+    fake.fail = TimeoutError()
+    clock.now += 2
+    assert not await elected.attempt() and fence.deadline == renewed
+    fake.fail = ApiError(500, "InternalError", "etcd")
+    assert not await elected.attempt() and lost == []
+    fake.fail = None
+    fake.other_holds("me")  # our own record, rewritten: the version moved
+    stale = {**fake.lease, "metadata": {**fake.lease["metadata"], "resourceVersion": "0"}}
+    with pytest.raises(ApiError):
+        await fake.replace(stale)  # the fake refuses a stale version as the server does
+    assert await elected.attempt() and fence.deadline == clock.now + 10
+
+
+async def test_the_loop_ends_leadership_when_renewals_fail_past_the_deadline(
+        elector, fence: Fence, clock: Clock, monkeypatch: pytest.MonkeyPatch) -> None:
+    elected, fake, lost = elector
+    sleeps: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        clock.now += seconds
+        fake.fail = TimeoutError()  # every attempt after the first fails
+    monkeypatch.setattr(leader.asyncio, "sleep", sleep)
+    await asyncio.wait_for(elected._elect(), 5)
+    assert lost == ["could not renew the lease within the renew deadline"]
+    assert sleeps == [2.0] * 5  # leading: every retry period, no jitter
+    assert not fence.is_open()
 
 
 # ----- the watchdog -----------------------------------------------------------------------
@@ -309,8 +453,7 @@ async def test_watchdog_ends_leadership_when_the_deadline_passes(
     monkeypatch.setattr(leader, "HARD_EXIT_SECONDS", 0.01)
     config = election.ElectionConfig("l", "ns", "me", 15, 10, 2)
     lost: list[str] = []
-    elected = leader.Leader(config, fence, client.ApiClient(client.Configuration()),
-                            on_lost=lost.append)
+    elected = leader.Leader(config, fence, api(), on_lost=lost.append)
     fence.renewed(clock.now)
     fence.lead()
     watchdog = asyncio.create_task(elected._watchdog())
