@@ -29,7 +29,7 @@ class Context:
     kubeconfig: Path
     workdir: Path
     api: KubeHttp  # admin, raw HTTP (watches, metrics)
-    kube: Kube  # kubernetes_asyncio, as the operator uses it
+    kube: Kube  # the operator's own client layer (aiohttp, raw JSON)
     kubectl: Any  # LocalCluster.kubectl
     log_dir: Path
     notes: list[str] = field(default_factory=list)

@@ -44,7 +44,6 @@ def describe(kubectl_version: str = "") -> dict[str, Any]:
         "commit": commit,
         "python": platform.python_version(),
         "kopf": _version("kopf"),
-        "kubernetes_asyncio": _version("kubernetes-asyncio"),
         "aiohttp": _version("aiohttp"),
         "kubernetes": kubectl_version,
         "machine": {"cores": os.cpu_count(), "cpu_model": _cpu_model(),

@@ -7,10 +7,10 @@ import json
 from pathlib import Path
 
 import pytest
-from kubernetes_asyncio import client, config, watch
 
 from localcluster import LocalCluster
 from localcluster.node import NODE_LABEL, TAINT_KEY
+from shard_operator.kube import Kube, load_config
 from tests.conftest import kubectl_json, wait_for
 from tests.operator.realnode import require_real_node
 
@@ -99,27 +99,28 @@ def test_service_account_without_grants_is_forbidden(cluster: LocalCluster, name
 @pytest.mark.timeout(180)
 async def test_clients_recover_after_apiserver_restart(cluster: LocalCluster, namespace: str
                                                        ) -> None:
-    await config.load_kube_config(config_file=str(cluster.kubeconfig))
-    async with client.ApiClient() as api:
-        core = client.CoreV1Api(api)
-        await core.create_namespaced_config_map(
-            namespace, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="before")))
+    kube = Kube(await load_config(pool_size=4, kubeconfig=str(cluster.kubeconfig)))
+
+    def config_map(name: str) -> dict:
+        return {"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": name, "namespace": namespace}}
+    try:
+        await kube.create(config_map("before"))
         cluster.restart_apiserver()
         # The same client (and its connection pool) works after the restart.
-        await core.create_namespaced_config_map(
-            namespace, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="after")))
-        names = {cm.metadata.name for cm in
-                 (await core.list_namespaced_config_map(namespace)).items}
+        await kube.create(config_map("after"))
+        names = {cm["metadata"]["name"] for cm in
+                 (await kube.list("ConfigMap", namespace))["items"]}
         assert {"before", "after"} <= names
         # A new watch sees objects created after the restart.
         seen = set()
-        stream = watch.Watch().stream(core.list_namespaced_config_map, namespace,
-                                      timeout_seconds=10)
-        async for event in stream:
-            seen.add(event["object"].metadata.name)
+        async for _, obj in kube.watch("ConfigMap", namespace, timeout_seconds=10):
+            seen.add(obj["metadata"]["name"])
             if {"before", "after"} <= seen:
                 break
         assert {"before", "after"} <= seen
+    finally:
+        await kube.close()
 
 
 def test_local_path_storage_is_a_real_directory_on_the_real_node(

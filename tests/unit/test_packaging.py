@@ -37,8 +37,30 @@ def test_the_shard_server_imports_nothing_of_kopf_or_the_kubernetes_client() -> 
 
     probe = ("import sys, shard_operator.server.main, shard_operator.server.app; "
              "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
-             "('kopf', 'kubernetes_asyncio')); "
+             "('kopf', 'kubernetes_asyncio', 'kubernetes')); "
              "print(bad)")
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                             check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_the_operator_imports_no_kubernetes_client_library() -> None:
+    """kopf imports the generated models of ``kubernetes`` or ``kubernetes_asyncio``
+    whenever either is installed (about 37 MB of peak RSS, see bench/clientmem.py); the
+    operator needs neither: kube.py speaks raw JSON over aiohttp, kubeconfig.py loads the
+    settings. Nor does the project depend on one."""
+    import subprocess
+    import sys
+
+    probe = ("import sys, shard_operator.cli.operator, shard_operator.handlers, "
+             "shard_operator.leader, shard_operator.cli.shardctl, kopf; "
+             "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
+             "('kubernetes_asyncio', 'kubernetes', 'lightkube', 'pykube')); "
+             "print(bad)")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                            check=True)
+    assert result.stdout.strip() == "[]"
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())
+    names = [d.split("=")[0].split("[")[0].strip().lower()
+             for d in project["project"]["dependencies"]]
+    assert not {"kubernetes", "kubernetes-asyncio", "lightkube", "pykube-ng"} & set(names)
