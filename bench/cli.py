@@ -47,6 +47,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="repetitions of scenario 8")
     parser.add_argument("--rollout-systems", default="operator,statefulset",
                         help="which systems scenario 8 rolls (the ratio needs both)")
+    parser.add_argument("--rollout-budgets", default="1,10%",
+                        help="the operator's maxUnavailable values in scenario 8, in order")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
     parser.add_argument("--logs", type=Path, default=None,
                         help="keep the operators' logs here (default: removed with the run)")
@@ -270,19 +272,21 @@ async def run_rollout(args: argparse.Namespace, ctx: Context, attempt: Any) -> d
     from .scenarios import rollout
 
     n, systems = args.rollout_size, set(args.rollout_systems.split(","))
+    budgets = [int(b) if b.isdigit() else b for b in args.rollout_budgets.split(",")]
     runs: list[dict[str, Any]] = []
     for rep in range(args.rollout_runs):
         figures: dict[str, Any] = {}
         if "operator" in systems:
             progress(f"scenario 8: N={n} run {rep + 1}/{args.rollout_runs}: operator")
             figures.update(await attempt(f"rollout-operator-{rep}",
-                                         rollout.operator(ctx, n)) or {})
+                                         rollout.operator(
+                                             ctx, n, budgets=budgets)) or {})
         before = os.environ.get("BENCH_BEFORE", "")
         if before:  # an older source tree's operator, in the same run
             progress(f"scenario 8: N={n} run {rep + 1}/{args.rollout_runs}: operator from "
                      f"{before}")
             figures.update(await attempt(f"rollout-before-{rep}", rollout.operator(
-                ctx, n, pythonpath=before, name="before")) or {})
+                ctx, n, pythonpath=before, name="before", budgets=budgets)) or {})
         if "statefulset" in systems:
             progress(f"scenario 8: N={n} run {rep + 1}/{args.rollout_runs}: StatefulSet")
             figures.update(await attempt(f"rollout-statefulset-{rep}",

@@ -82,6 +82,9 @@ class Rollout:
     ready_at: dict[str, float] = field(default_factory=dict)  # new pod available
     old_of: dict[str, str] = field(default_factory=dict)  # new uid -> old uid, same name
     _uid_of: dict[str, str] = field(default_factory=dict)  # name -> last old uid seen
+    # Pods that went from available to not Ready with no deletion asked (on KWOK only the
+    # node lifecycle controller does that: a node it found NotReady), after the start:
+    disrupted: set[str] = field(default_factory=set)
     _last_at: float | None = None
     _weighted: float = 0.0  # integral of unavailable over time since start
 
@@ -115,6 +118,11 @@ class Rollout:
             self._last_at = max(self._last_at, event.at)
         if timing:
             self._steps(event)
+        previous = self.pods.get(event.name)
+        if (timing and event.kind == "MODIFIED" and previous is not None
+                and previous.uid == event.uid and previous.available
+                and not event.available and not event.deleting):
+            self.disrupted.add(event.uid)
         if event.kind == "DELETED":
             current = self.pods.get(event.name)
             if current is not None and current.uid == event.uid:
@@ -178,6 +186,7 @@ class Rollout:
         return {"seconds": seconds, "peak_unavailable": self.peak_unavailable,
                 "mean_unavailable": self._weighted / seconds if seconds else None,
                 "replaced": len(self.replaced), "desired": self.desired,
+                "disrupted": len(self.disrupted),
                 "done": self.done, "steps": self.steps()}
 
 

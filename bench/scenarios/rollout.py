@@ -51,6 +51,29 @@ class Watched:
         self.changed.set()
 
 
+class NodeLog:
+    """Each change of a node's Ready condition or taints seen during a rollout (seconds
+    from its start): a KWOK node found NotReady has its pods marked unready, which would
+    count against the budget without the operator doing anything."""
+
+    def __init__(self) -> None:
+        self.started_at: float | None = None
+        self.state: dict[str, tuple[str, tuple[str, ...]]] = {}
+        self.changes: list[dict[str, Any]] = []
+
+    def on_event(self, kind: str, node: dict[str, Any]) -> None:
+        name = node["metadata"]["name"]
+        ready = next((c.get("status", "") for c in (node.get("status") or {}).get(
+            "conditions") or [] if c.get("type") == "Ready"), "")
+        taints = tuple(sorted(f"{t.get('key')}:{t.get('effect')}"
+                              for t in (node.get("spec") or {}).get("taints") or []))
+        state = (ready, taints)
+        if self.state.get(name) != state and self.started_at is not None:
+            self.changes.append({"at": round(time.monotonic() - self.started_at, 3),
+                                 "node": name, "ready": ready, "taints": list(taints)})
+        self.state[name] = state
+
+
 async def _roll(ctx: Context, ns: str, desired: int, want: str, change: Any, label: str,
                 timeout: float) -> dict[str, Any]:
     """Watch the namespace's pods, send ``change()`` (the template change), and wait
@@ -65,6 +88,8 @@ async def _roll(ctx: Context, ns: str, desired: int, want: str, change: Any, lab
         listed.set()
 
     watching.add(f"/api/v1/namespaces/{ns}/pods", on_event)
+    nodes = NodeLog()
+    watching.add("/api/v1/nodes", nodes.on_event)
     try:
         await asyncio.wait_for(listed.wait(), 60)
         await asyncio.sleep(0.5)  # the rest of the listing
@@ -73,6 +98,7 @@ async def _roll(ctx: Context, ns: str, desired: int, want: str, change: Any, lab
             raise RuntimeError(f"{label}: only {rollout.available}/{desired} pods Ready "
                                "before the rollout")
         rollout.start(time.monotonic())
+        nodes.started_at = rollout.started_at
         await change()
         deadline, last = time.monotonic() + timeout, time.monotonic()
         while not rollout.done:
@@ -92,16 +118,23 @@ async def _roll(ctx: Context, ns: str, desired: int, want: str, change: Any, lab
     finally:
         await watching.close()
     figures = rollout.figures()
+    figures["node_changes"] = nodes.changes
+    if figures["disrupted"] or nodes.changes:
+        progress(f"    {label}: {figures['disrupted']} pods made unready with no deletion; "
+                 f"node changes: {nodes.changes[:10]}")
     progress(f"    {label}: median s " + ", ".join(
         f"{step} {d['p50']:.3f}" for step, d in figures["steps"].items() if d.get("count")))
     return figures
 
 
 async def operator(ctx: Context, n: int, timeout: float = 3600.0, *, pythonpath: str = "",
-                   name: str = "operator") -> dict[str, Any]:
-    """The operator's two rollouts on one converged ShardSet: maxUnavailable 1, then 10%
-    (``pythonpath``: the operator of another source tree, reported as ``name``)."""
-    strategy = {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1}}
+                   name: str = "operator", budgets: list[int | str] | None = None
+                   ) -> dict[str, Any]:
+    """The operator's rollouts on one converged ShardSet, one per ``budgets`` entry
+    (maxUnavailable 1, then 10%, by default); ``pythonpath``: the operator of another
+    source tree, reported as ``name``."""
+    budgets = budgets or [1, "10%"]
+    strategy = {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": budgets[0]}}
     _, live = await converge.operator(
         ctx, n, keep=True, timeout=timeout, pythonpath=pythonpath,
         extra_spec={"template": {"spec": pod_spec("0")}, "updateStrategy": strategy})
@@ -112,10 +145,10 @@ async def operator(ctx: Context, n: int, timeout: float = 3600.0, *, pythonpath:
     path = SHARDSETS.format(ns=live.namespace) + f"/{converge.NODE_ID}"
     out: dict[str, Any] = {}
     try:
-        for value, max_unavailable in (("1", 1), ("2", "10%")):
-            label = f"{name}@{max_unavailable}"
+        for index, max_unavailable in enumerate(budgets):
+            value, label = str(index + 1), f"{name}@{max_unavailable}"
             patch: dict[str, Any] = {"spec": {"template": {"spec": pod_spec(value)}}}
-            if max_unavailable != 1:
+            if index:
                 # The strategy first, on its own: the rollout is timed from the template.
                 await _patch(ctx, path, {"spec": {"updateStrategy": {
                     "type": "RollingUpdate",

@@ -44,7 +44,7 @@ USERS = {
     "admin": ("system:masters",),
     "system:kube-controller-manager": (),
     "system:kube-scheduler": (),
-    "kwok-controller": ("system:masters",),
+    "kwok-controller": ("system:masters",),  # KWOK_USER
     storage.USER: ("system:masters",),
 }
 
@@ -512,6 +512,7 @@ class LocalCluster:
 
     def _create_nodes(self) -> None:
         items = [_node_manifest(name, index) for index, name in enumerate(NODE_NAMES)]
+        items += kwok_delete_guard()
         if self.real_node.get("enabled"):
             items.append(self.node.rbac_manifest())
         manifest = json.dumps({"apiVersion": "v1", "kind": "List", "items": items})
@@ -597,6 +598,41 @@ def _tail(path: Path, lines: int = 20) -> str:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return "(no log)"
+
+
+KWOK_USER = "kwok-controller"
+KWOK_DELETE_GUARD = "localcluster-kwok-deletes-terminating-pods-only"
+
+
+def kwok_delete_guard() -> list[dict]:
+    """An admission policy that lets KWOK delete only pods already being deleted.
+
+    KWOK (v0.7.0, v0.8.0 alike: ``PodController.deleteResource``) removes a terminating
+    pod by *name*, with grace 0 and no UID precondition, and may do so more than once. A
+    late delete lands on whatever pod holds the name by then: the replacement a
+    controller made for the pod, which is not terminating. A kubelet preconditions its
+    delete on the pod's UID (kubernetes#25224); this policy gives KWOK's deletes the same
+    effect: refused unless the pod they reach has a ``deletionTimestamp``."""
+    return [
+        {"apiVersion": "admissionregistration.k8s.io/v1",
+         "kind": "ValidatingAdmissionPolicy",
+         "metadata": {"name": KWOK_DELETE_GUARD},
+         "spec": {
+             "failurePolicy": "Fail",
+             "matchConstraints": {"resourceRules": [{
+                 "apiGroups": [""], "apiVersions": ["v1"], "operations": ["DELETE"],
+                 "resources": ["pods"]}]},
+             "matchConditions": [{"name": "kwok",
+                                  "expression": f"request.userInfo.username == '{KWOK_USER}'"}],
+             "validations": [{
+                 "expression": "has(oldObject.metadata.deletionTimestamp)",
+                 "message": "KWOK deletes only terminating pods: this pod is a newer "
+                            "one of the same name"}]}},
+        {"apiVersion": "admissionregistration.k8s.io/v1",
+         "kind": "ValidatingAdmissionPolicyBinding",
+         "metadata": {"name": KWOK_DELETE_GUARD},
+         "spec": {"policyName": KWOK_DELETE_GUARD, "validationActions": ["Deny"]}},
+    ]
 
 
 def _node_manifest(name: str, index: int) -> dict:

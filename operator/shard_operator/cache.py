@@ -265,7 +265,7 @@ VIEWS: dict[str, Any] = {"ShardSet": ShardSetView, "Shard": ShardView, "Pod": Po
 SHARD_NAMED = ("Pod", "Service", "PersistentVolumeClaim")  # named after their Shard
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False, weakref_slot=True)  # one per controller: desired.of(cache)
 class Cache:
     """Views by kind → namespace → name, plus ShardSets and Shards by node id."""
 

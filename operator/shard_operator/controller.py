@@ -28,6 +28,7 @@ from .writes import Writes
 
 log = logging.getLogger("shard_operator.controller")
 PAUSE_MAX_SECONDS = 5.0
+PAUSE_MIN_SECONDS = 0.05  # a pass that kept the CPU less than this is followed at once
 
 
 class Controller:
@@ -41,6 +42,7 @@ class Controller:
         self.resync_seconds = resync_seconds
         self._tasks: list[asyncio.Task[None]] = []
         self._synced = asyncio.Event()
+        self._rolling: set[tuple[str, str]] = set()  # node ids whose last pass rolled pods
 
     def start(self, wait_for_sync: bool = True) -> None:
         """Start the workers; with ``wait_for_sync`` they begin once the cache is synced
@@ -103,8 +105,10 @@ class Controller:
         while True:
             key = await self.queue.get()
             started, cpu = time.monotonic(), time.process_time()
+            rolling = False
             try:
                 reasons = await self.reconcile(*key)
+                rolling = key in self._rolling
                 retry = bool(reasons)
                 if retry:
                     log.warning("reconcile of %s/%s is retried: %s", *key, "; ".join(reasons[:3]))
@@ -126,8 +130,13 @@ class Controller:
                 # the next one, which waits as long as this one kept the CPU busy (at most
                 # PAUSE_MAX_SECONDS), so that watch events are not starved of the event loop
                 # at 10,000 shards; time spent waiting on the API server does not count.
+                # No pause after a cheap pass, nor in a rollout: its passes find all but a
+                # shard or two unchanged, and each waits for the next pod's readiness.
                 busy = time.process_time() - cpu
-                self.queue.done(key, pause=min(busy, elapsed, PAUSE_MAX_SECONDS))
+                pause = min(busy, elapsed, PAUSE_MAX_SECONDS)
+                self._rolling.discard(key)
+                self.queue.done(key, pause=0.0 if rolling or pause < PAUSE_MIN_SECONDS
+                                else pause)
             if retry:
                 metrics.RECONCILE_ERRORS.labels("ShardSet").inc()
                 self.queue.add_rate_limited(key)
@@ -138,6 +147,8 @@ class Controller:
         run = Pass()
         try:
             await steps.run(self.writes, namespace, node_id, run)
+            if run.rolling:
+                self._rolling.add((namespace, node_id))
         finally:
             if run.recheck is not None:  # Degraded may clear then, with no event to say so
                 self.queue.add_after((namespace, node_id), run.recheck)

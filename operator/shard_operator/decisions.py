@@ -23,6 +23,7 @@ from .constants import (
 )
 from .failing import is_failing
 from .keys import Key, key_map_name, key_to_json, shard_address, shard_name
+from .missing import MISSING
 from .reasons import (
     ALL_SHARDS_READY,
     CLAIM_PENDING,
@@ -90,6 +91,7 @@ class Pass:
     claims: bool = False  # the ShardSet has a volumeClaimTemplate
     claim_problems: list[str] = field(default_factory=list)  # what claims cannot do
     template_refused: list[str] = field(default_factory=list)  # the API server's refusals
+    rolling: bool = False  # a rollout is under way: the next pass follows without a pause
 
 
 # ----- which Shards ------------------------------------------------------------------------
@@ -241,7 +243,35 @@ def still_listed(plan: KeyMapPlan, listed: Mapping[str, str]) -> set[str]:
 
 
 def status_differs(current: dict[str, Any], desired: dict[str, Any]) -> bool:
-    """Compare statuses ignoring condition timestamps (set only on a real change)."""
+    """Compare statuses ignoring condition timestamps (set only on a real change) and
+    the conditions' order. Runs for every shard in every pass: the common case
+    (conditions of distinct types) is compared in place, without copies."""
+    for name, value in desired.items():
+        if name != "conditions" and current.get(name, MISSING) != value:
+            return True
+    if any(name not in desired for name in current if name != "conditions"):
+        return True
+    mine, theirs = current.get("conditions") or [], desired.get("conditions") or []
+    if len(mine) != len(theirs):
+        return True
+    by_type = {c.get("type", ""): c for c in mine}
+    if len(by_type) != len(mine) or len({c.get("type", "") for c in theirs}) != len(theirs):
+        return _status_differs_slowly(current, desired)
+    for want in theirs:
+        have = by_type.get(want.get("type", ""))
+        if have is None or _without_time(have) != _without_time(want):
+            return True
+    return False
+
+
+def _without_time(condition: dict[str, Any]) -> dict[str, Any]:
+    if "lastTransitionTime" not in condition:
+        return condition
+    return {k: v for k, v in condition.items() if k != "lastTransitionTime"}
+
+
+def _status_differs_slowly(current: dict[str, Any], desired: dict[str, Any]) -> bool:
+    """:func:`status_differs` for conditions with repeated types: sorted copies."""
     def strip(status: dict[str, Any]) -> dict[str, Any]:
         out = {k: v for k, v in status.items() if k != "conditions"}
         out["conditions"] = sorted(
@@ -342,6 +372,23 @@ def shard_readiness(outcome: ShardOutcome, registered: bool, registration: tuple
         return False, ROLLING_UPDATE, ("the Pod runs an older template; the rollout "
                                        "replaces it in turn")
     return True, POD_READY, "the shard's Pod is Ready and registered"
+
+
+def shard_status_inputs(shard: ShardView, run: Pass) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+    """Everything :func:`shard_status` reads of ``shard`` and ``run``: the views (to
+    compare by identity: a change of one is a new view) and the values. Equal inputs
+    give an equal status, so a pass need not compute it again."""
+    outcome = run.outcomes.get(shard.name) or ShardOutcome()
+    return ((shard, outcome.pod, outcome.claim),
+            (shard.name in run.registered, run.unregistered_reason.get(shard.name),
+             outcome.outdated and run.strategy.replaces(shard.name), outcome.error,
+             outcome.stalled))
+
+
+def same_inputs(before: tuple[tuple[Any, ...], tuple[Any, ...]] | None,
+                now: tuple[tuple[Any, ...], tuple[Any, ...]]) -> bool:
+    return before is not None and all(a is b for a, b in zip(before[0], now[0], strict=True)) \
+        and before[1] == now[1]
 
 
 def shard_status(shard: ShardView, run: Pass, namespace: str) -> dict[str, Any]:

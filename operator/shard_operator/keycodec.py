@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import binascii
 import enum
+import functools
 import json
 from collections.abc import Sequence
 
@@ -85,7 +86,16 @@ def key_to_base64(key: Key) -> list[str]:
 
 
 def key_to_json(key: Key) -> str:
-    """The key as people read it: ``["a","b"]``, or ``{"base64":[...]}`` for binary keys."""
+    """The key as people read it: ``["a","b"]``, or ``{"base64":[...]}`` for binary keys.
+    (Every pass renders every shard's key: the last 64Ki answers are kept.)"""
+    try:
+        return _key_to_json(key)
+    except TypeError:  # not hashable (a list of segments): not kept
+        return _key_to_json.__wrapped__(key)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _key_to_json(key: Key) -> str:
     try:
         return json.dumps([s.decode("utf-8") for s in key], ensure_ascii=False,
                           separators=(",", ":"))

@@ -9,6 +9,7 @@ length-prefixed encoding, so ``["a","b"]`` and ``["ab"]`` differ.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import re
 from collections.abc import Sequence
@@ -92,7 +93,16 @@ def to_key(segments: KeySegments) -> tuple[Key, list[str], str]:
 
 
 def key_digest(key: Key) -> str:
-    """A DNS-safe, collision-resistant digest of a key (16 base32 characters)."""
+    """A DNS-safe, collision-resistant digest of a key (16 base32 characters). (Every
+    pass names every shard: the last 64Ki answers are kept.)"""
+    try:
+        return _key_digest(key)
+    except TypeError:  # not hashable (a list of segments): not kept
+        return _key_digest.__wrapped__(key)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _key_digest(key: Key) -> str:
     hasher = hashlib.sha256()
     hasher.update(len(key).to_bytes(4, "big"))
     for segment in key:

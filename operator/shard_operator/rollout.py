@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 ROLLING_UPDATE = "RollingUpdate"
 ON_DELETE = "OnDelete"
@@ -74,9 +74,9 @@ class UpdateStrategy:
         return self.type != ON_DELETE and self.in_partition(name)
 
 
-@dataclass(frozen=True)
-class ShardPod:
-    """What the rollout needs to know of one shard's pod."""
+class ShardPod(NamedTuple):
+    """What the rollout needs to know of one shard's pod (a tuple: a pass makes one
+    per shard, twice)."""
     name: str
     exists: bool  # a pod exists (and is not being deleted)
     ready: bool

@@ -247,3 +247,16 @@ def test_steps_of_each_replacement_and_the_reaction_to_the_last_ready():
     # p0's replacement Ready at 2.0, p1 marked deleted at 3.0
     assert steps["ready_to_next_delete"]["count"] == 1
     assert steps["ready_to_next_delete"]["p50"] == pytest.approx(1.0)
+
+
+def test_a_pod_made_unready_without_a_deletion_counts_as_disrupted() -> None:
+    """Ready → not Ready with no deletionTimestamp (the node lifecycle controller on a node
+    it found NotReady) is counted; a replacement's deletion is not."""
+    rollout = Rollout(2, "1")
+    rollout.observe(Observation.of("ADDED", pod("a", "ua", "0"), 0.0))
+    rollout.observe(Observation.of("ADDED", pod("b", "ub", "0"), 0.0))
+    rollout.start(1.0)
+    rollout.observe(Observation.of("MODIFIED", pod("a", "ua", "0", deleting=True), 2.0))
+    rollout.observe(Observation.of("MODIFIED", pod("b", "ub", "0", ready=False), 3.0))
+    assert rollout.figures()["disrupted"] == 1
+    assert rollout.disrupted == {"ub"}

@@ -9,7 +9,7 @@ their Pods, Services and key map entries.
 
 from __future__ import annotations
 
-from .. import render
+from .. import desired
 from ..decisions import Pass, split_refused
 from ..rollout import StrategyError, UpdateStrategy
 from ..writes import Writes
@@ -32,7 +32,7 @@ async def run(writes: Writes, namespace: str, node_id: str, run: Pass | None = N
         await status.refuse_duplicate(writes, other, owner, run)
     supervised, refused = split_refused(found)
     await status.refuse_shards(writes, namespace, refused, run)
-    wanted, run.problems = render.schema_shards(owner.spec, owner.body, namespace)
+    wanted, run.problems = desired.of(writes.cache).schema_shards(owner, namespace)
     try:
         run.strategy = UpdateStrategy.parse(owner.spec.update_strategy)
     except StrategyError as error:

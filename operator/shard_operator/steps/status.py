@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from functools import partial
 
-from .. import conditions, metrics
+from .. import conditions, desired, metrics
 from ..cache import ShardSetView, ShardView
 from ..constants import ORIGIN_SCHEMA
 from ..decisions import (
@@ -15,6 +15,7 @@ from ..decisions import (
     duplicate_status,
     refused_status,
     shard_status,
+    shard_status_inputs,
     shardset_status,
     status_differs,
     status_event,
@@ -38,12 +39,17 @@ async def write_shards(writes: Writes, namespace: str, shards: list[ShardView], 
         outcome = run.outcomes.get(shard.name)
         if outcome is not None and outcome.pod_event_due and shard.origin == ORIGIN_SCHEMA:
             continue
+        inputs = shard_status_inputs(shard, run)
+        if desired.of(writes.cache).status_unchanged(namespace, shard, inputs):
+            continue
         status = shard_status(shard, run, namespace)
         if status_differs(shard.status, status):
             status["conditions"] = conditions.merge(shard.status.get("conditions"),
                                                     status["conditions"])
             calls.append(partial(writes.patch_status, "Shard", namespace, shard.name, status,
                                  run.errors))
+        else:
+            desired.of(writes.cache).status_current(namespace, shard, inputs)
     await writes.bounded(calls)
 
 

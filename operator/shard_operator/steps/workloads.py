@@ -5,37 +5,71 @@ strategy's budget (:mod:`..rollout`); the ShardSet's PodDisruptionBudget follows
 from __future__ import annotations
 
 import asyncio
+import time
 from functools import partial
 from typing import Any
 
-from .. import budget, render, volumes
+from .. import budget, desired, volumes
 from ..cache import ShardSetView, ShardView
-from ..constants import ANNOTATION_TEMPLATE_HASH
 from ..decisions import Pass, ShardOutcome, metadata_patch, pods_to_roll, service_patch
+from ..desired import Workload
 from ..reasons import CLAIM_PROBLEM, TEMPLATE_REFUSED
 from ..spec import ShardSetSpec
 from ..writes import CONFLICT_IGNORE, Writes
+
+# How long a rollout's pass waits for the pods it deleted to be gone, to make their
+# replacements itself (on KWOK, a deleted pod is gone within tens of milliseconds; a
+# kubelet takes the pod's grace period: the watch event's pass makes those).
+REPLACE_WAIT_SECONDS = 2.0
+REPLACE_POLL_SECONDS = 0.01
 
 
 async def ensure(writes: Writes, namespace: str, owner: ShardSetView, shards: list[ShardView],
                  run: Pass) -> None:
     run.claims = owner.spec.volume_claim_template is not None
-    await writes.bounded(partial(_ensure_one, writes, namespace, s, owner.spec, run)
-                         for s in shards if s.key is not None)
+    desired.of(writes.cache).keep_only(namespace, owner.node_id, {s.name for s in shards})
+    todo = []
+    for shard in shards:
+        if shard.key is None:
+            continue
+        outcome = run.outcomes.setdefault(shard.name, ShardOutcome())
+        if run.claims or not _unchanged(writes, namespace, shard, owner, outcome):
+            todo.append(partial(_ensure_one, writes, namespace, shard, owner, run))
+    await writes.bounded(todo)
     await _ensure_budget(writes, namespace, owner, run)
     outdated = [name for name, o in run.outcomes.items() if o.outdated]
     if not outdated or run.problems:  # an invalid generation rolls nothing
         return
-    # A template the API server refuses must never take down running Pods: ask first.
+    # A template the API server refuses must never take down running Pods: ask first,
+    # once per generation (until a pod of it fails to be made: then ask again).
     replacement = run.outcomes[outdated[0]].replacement
     assert replacement is not None
-    refusal = await writes.refused(replacement)
-    if refusal is not None:
-        run.template_refused.append("the new pod template is refused by the API server, "
-                                    f"running pods are kept: {refusal}")
+    if run.template_refused or any(o.error for o in run.outcomes.values()):
+        desired.of(writes.cache).forget_admitted(namespace, owner)
+    if not desired.of(writes.cache).admitted(namespace, owner):
+        refusal = await writes.refused(replacement)
+        if refusal is not None:
+            run.template_refused.append("the new pod template is refused by the API "
+                                        f"server, running pods are kept: {refusal}")
+            return
+        desired.of(writes.cache).admit(namespace, owner)
+    run.rolling = True
+    victims = {n: run.outcomes[n].pod for n in pods_to_roll(run.outcomes, run.strategy)}
+    failed = len(run.errors)
+    await writes.bounded(partial(_delete, writes, namespace, pod, run)
+                         for pod in victims.values())
+    if not victims or len(run.errors) > failed:
         return
-    await writes.bounded(partial(_delete, writes, namespace, run.outcomes[n].pod, run)
-                         for n in pods_to_roll(run.outcomes, run.strategy))
+    # The replacements are made in this pass, as soon as the old pods are gone (their
+    # watch events say so): one pass per replaced pod instead of one for the delete and
+    # one for the create. The budget was checked for the deletes; a replacement only
+    # takes the place of its own pod.
+    gone = await _until_gone(writes, namespace, victims)
+    by_name = {s.name: s for s in shards}
+    for name in gone:
+        run.outcomes[name] = ShardOutcome()
+    await writes.bounded(partial(_ensure_one, writes, namespace, by_name[n], owner, run)
+                         for n in gone)
 
 
 async def _delete(writes: Writes, namespace: str, pod: Any, run: Pass) -> None:
@@ -48,6 +82,19 @@ async def _delete(writes: Writes, namespace: str, pod: Any, run: Pass) -> None:
     current = writes.cache.get("Pod", namespace, pod.name)
     if not failed and current is not None and current.uid == pod.uid:
         current.deleting = True
+
+
+async def _until_gone(writes: Writes, namespace: str, pods: dict[str, Any],
+                      timeout: float = REPLACE_WAIT_SECONDS) -> list[str]:
+    """The names of ``pods`` whose incarnation has left the cache within ``timeout``
+    seconds (the others are left to the pass their deletion's watch event brings)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        gone = [n for n, pod in pods.items()
+                if getattr(writes.cache.get("Pod", namespace, n), "uid", None) != pod.uid]
+        if len(gone) == len(pods) or time.monotonic() >= deadline:
+            return [n for n in gone if writes.cache.get("Pod", namespace, n) is None]
+        await asyncio.sleep(REPLACE_POLL_SECONDS)
 
 
 async def _ensure_budget(writes: Writes, namespace: str, owner: ShardSetView, run: Pass
@@ -66,18 +113,36 @@ async def _ensure_budget(writes: Writes, namespace: str, owner: ShardSetView, ru
             await writes.patch("PodDisruptionBudget", namespace, name, patch, run.errors)
 
 
-async def _ensure_one(writes: Writes, namespace: str, shard: ShardView, spec: ShardSetSpec,
+def _unchanged(writes: Writes, namespace: str, shard: ShardView, owner: ShardSetView,
+               outcome: ShardOutcome) -> bool:
+    """A Shard whose Service and Pod are the very views a pass found matching (no claim
+    to look after): its outcome is known at once, with no coroutine to run for it (at
+    1,000 shards, most passes of a rollout change one or two of them)."""
+    memo = desired.of(writes.cache).workload(shard, owner, namespace, claim=False)
+    service = writes.cache.get("Service", namespace, shard.name)
+    pod = writes.cache.get("Pod", namespace, shard.name)
+    if not memo.unchanged(service, pod):
+        return False
+    outcome.service, outcome.pod = service, pod
+    outcome.outdated = pod.template_hash != memo.template_hash
+    outcome.replacement = memo.pod if outcome.outdated else None
+    return True
+
+
+async def _ensure_one(writes: Writes, namespace: str, shard: ShardView, owner: ShardSetView,
                       run: Pass) -> None:
     """The claim, then the Service and the Pod of one Shard, made or restored."""
     outcome = run.outcomes.setdefault(shard.name, ShardOutcome())
-    full = {"metadata": {**shard.body["metadata"]}, "spec": shard.body["spec"]}
+    spec = owner.spec
     usable = True
-    if spec.volume_claim_template is not None:
+    claim = spec.volume_claim_template is not None
+    if claim:
+        full = {"metadata": {**shard.body["metadata"]}, "spec": shard.body["spec"]}
         usable = await _claim(writes, namespace, shard, full, spec, run, outcome)
+    memo = desired.of(writes.cache).workload(shard, owner, namespace, claim=claim)
     await asyncio.gather(
-        _service(writes, namespace, shard, full, run, outcome),
-        _pod(writes, namespace, shard, full, spec.template, run, outcome,
-             claim=spec.volume_claim_template is not None, may_create=usable))
+        _service(writes, namespace, shard, memo, run, outcome),
+        _pod(writes, namespace, shard, memo, run, outcome, may_create=usable))
 
 
 async def _claim(writes: Writes, namespace: str, shard: ShardView, full: dict[str, Any],
@@ -135,36 +200,34 @@ async def _create(writes: Writes, body: dict[str, Any], run: Pass, outcome: Shar
     return view
 
 
-async def _service(writes: Writes, namespace: str, shard: ShardView, full: dict[str, Any],
+async def _service(writes: Writes, namespace: str, shard: ShardView, memo: Workload,
                    run: Pass, outcome: ShardOutcome) -> None:
-    assert shard.key is not None
-    desired = render.service(full, shard.key)
     service = writes.cache.get("Service", namespace, shard.name)
     if service is None:
-        service = await _create(writes, desired, run, outcome)
+        service = await _create(writes, memo.service, run, outcome)
     elif not service.deleting:
-        patch = service_patch(service, desired, shard.uid)
+        patch = service_patch(service, memo.service, shard.uid)
         if patch:
             service = await writes.patch("Service", namespace, shard.name, patch, run.errors)
+        else:
+            memo.service_seen = service
     outcome.service = service if service is not None and not service.deleting else None
 
 
-async def _pod(writes: Writes, namespace: str, shard: ShardView, full: dict[str, Any],
-               template: dict[str, Any] | None, run: Pass, outcome: ShardOutcome, *,
-               claim: bool, may_create: bool) -> None:
-    assert shard.key is not None
-    desired = render.pod(full, shard.key, template, claim=claim)
+async def _pod(writes: Writes, namespace: str, shard: ShardView, memo: Workload,
+               run: Pass, outcome: ShardOutcome, *, may_create: bool) -> None:
     pod = writes.cache.get("Pod", namespace, shard.name)
     if pod is None and not may_create:
         pass
     elif pod is None:
-        pod = await _create(writes, desired, run, outcome)
+        pod = await _create(writes, memo.pod, run, outcome)
         outcome.pod_event_due = not outcome.error
     elif not pod.deleting:
-        patch = metadata_patch(pod, desired, shard.uid)
+        patch = metadata_patch(pod, memo.pod, shard.uid)
         if patch:
             pod = await writes.patch("Pod", namespace, shard.name, patch, run.errors) or pod
-        outcome.outdated = (
-            pod.template_hash != desired["metadata"]["annotations"][ANNOTATION_TEMPLATE_HASH])
-        outcome.replacement = desired if outcome.outdated else None
+        else:
+            memo.pod_seen = pod
+        outcome.outdated = pod.template_hash != memo.template_hash
+        outcome.replacement = memo.pod if outcome.outdated else None
     outcome.pod = pod if pod is not None and not pod.deleting else None
