@@ -221,7 +221,10 @@ def test_split_brain_a_resumed_leader_writes_nothing_and_exits(crds: LocalCluste
         new.stop()
     assert readings, "the resumed process served no metrics before it exited"
     assert [writes(r) for r in readings] == [before] * len(readings)
-    assert readings[-1].get(("shard_operator_leader", ())) == 0
+    # Not asserted: the leader gauge's 0 in the last reading. The elector sees the other
+    # holder on its first read after SIGCONT and the process exits within one 50 ms poll
+    # gap, so that reading is often never taken; what must hold is below and above: no
+    # write went out, and the process exited with EXIT_LOST_LEADERSHIP.
     fenced = max(sum(v for (n, _), v in r.items() if n == "shard_operator_fenced_writes_total")
                  for r in readings)
     assert code == EXIT_LOST_LEADERSHIP
