@@ -151,6 +151,11 @@ def status_class(error: BaseException | None) -> str:
     return f"{status // 100}xx" if status else "error"
 
 
+# A request sent on a pooled connection the peer had already closed fails with these.
+STALE_CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)
+
+
 class Api:
     """One connection pool to the API server: an aiohttp session (made at first use, in
     the running loop) of at most ``pool_size`` connections, with the TLS context and
@@ -180,9 +185,20 @@ class Api:
         headers = {**headers, "Accept": JSON, "Content-Type": content_type}
         params = [(key, _query_value(value)) for key, value in query]
         data = json.dumps(body) if body is not None else None
-        response = await self.session.request(method, self.config.server + path,
-                                              params=params, data=data, headers=headers,
-                                              ssl=context)
+        try:
+            response = await self.session.request(method, self.config.server + path,
+                                                  params=params, data=data,
+                                                  headers=headers, ssl=context)
+        except STALE_CONNECTION_ERRORS as error:
+            if isinstance(error, aiohttp.ClientConnectorError):
+                raise  # a new connection failed: nothing stale to replace
+            # A pooled keep-alive connection the API server had closed (a restart, its
+            # idle timeout): sent again once, on a new connection, as client-go does.
+            # Every verb here tolerates a replay (a create answers 409, a delete by UID
+            # 404, patches and reads are idempotent).
+            response = await self.session.request(method, self.config.server + path,
+                                                  params=params, data=data,
+                                                  headers=headers, ssl=context)
         if response.status == 401:
             self.config.invalidate()
         return response
