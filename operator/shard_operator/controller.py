@@ -18,7 +18,7 @@ import asyncio
 import logging
 import time
 
-from . import metrics, steps
+from . import metrics, pass_trace, steps
 from .cache import Cache
 from .decisions import Pass
 from .fence import FENCE, Fenced
@@ -102,6 +102,7 @@ class Controller:
         await self._synced.wait()
         while True:
             key = await self.queue.get()
+            trace = pass_trace.begin("/".join(key), self.queue.waited(key))
             started, cpu = time.monotonic(), time.process_time()
             try:
                 reasons = await self.reconcile(*key)
@@ -127,7 +128,10 @@ class Controller:
                 # PAUSE_MAX_SECONDS), so that watch events are not starved of the event loop
                 # at 10,000 shards; time spent waiting on the API server does not count.
                 busy = time.process_time() - cpu
-                self.queue.done(key, pause=min(busy, elapsed, PAUSE_MAX_SECONDS))
+                pause = min(busy, elapsed, PAUSE_MAX_SECONDS)
+                self.queue.done(key, pause=pause)
+                if trace is not None:
+                    trace.finish(pause)
             if retry:
                 metrics.RECONCILE_ERRORS.labels("ShardSet").inc()
                 self.queue.add_rate_limited(key)

@@ -9,7 +9,7 @@ their Pods, Services and key map entries.
 
 from __future__ import annotations
 
-from .. import render
+from .. import pass_trace, render
 from ..decisions import Pass, split_refused
 from ..rollout import StrategyError, UpdateStrategy
 from ..writes import Writes
@@ -28,20 +28,29 @@ async def run(writes: Writes, namespace: str, node_id: str, run: Pass | None = N
         await status.without_owner(writes, namespace, found, run)
         return run
     owner, others = sets[0], sets[1:]
-    for other in others:
-        await status.refuse_duplicate(writes, other, owner, run)
-    supervised, refused = split_refused(found)
-    await status.refuse_shards(writes, namespace, refused, run)
-    wanted, run.problems = render.schema_shards(owner.spec, owner.body, namespace)
-    try:
-        run.strategy = UpdateStrategy.parse(owner.spec.update_strategy)
-    except StrategyError as error:
-        run.problems.append(str(error))
-    run.problems.extend(await storage.problems(writes, owner.spec))
-    supervised = await shards.ensure(writes, namespace, owner, wanted, supervised, run)
-    await network.ensure(writes, namespace, owner, run)  # before any Pod is made
-    await workloads.ensure(writes, namespace, owner, supervised, run)
-    await keymap.ensure(writes, namespace, owner, supervised, run)
-    await status.write_shards(writes, namespace, supervised, run)
-    await status.write_owner(writes, namespace, owner, supervised, run)
+    with pass_trace.phase("refusals"):
+        for other in others:
+            await status.refuse_duplicate(writes, other, owner, run)
+        supervised, refused = split_refused(found)
+        await status.refuse_shards(writes, namespace, refused, run)
+    with pass_trace.phase("schema"):
+        wanted, run.problems = render.schema_shards(owner.spec, owner.body, namespace)
+        try:
+            run.strategy = UpdateStrategy.parse(owner.spec.update_strategy)
+        except StrategyError as error:
+            run.problems.append(str(error))
+    with pass_trace.phase("storage"):
+        run.problems.extend(await storage.problems(writes, owner.spec))
+    with pass_trace.phase("shards"):
+        supervised = await shards.ensure(writes, namespace, owner, wanted, supervised, run)
+    with pass_trace.phase("network"):
+        await network.ensure(writes, namespace, owner, run)  # before any Pod is made
+    with pass_trace.phase("workloads"):
+        await workloads.ensure(writes, namespace, owner, supervised, run)
+    with pass_trace.phase("keymap"):
+        await keymap.ensure(writes, namespace, owner, supervised, run)
+    with pass_trace.phase("shard_status"):
+        await status.write_shards(writes, namespace, supervised, run)
+    with pass_trace.phase("owner_status"):
+        await status.write_owner(writes, namespace, owner, supervised, run)
     return run
