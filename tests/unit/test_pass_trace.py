@@ -31,7 +31,7 @@ async def test_a_traced_pass_logs_its_phases_writes_and_wait(
     assert trace is not None
     await world.reconcile()
     assert trace.writes["Pod.create"] == 2 and trace.writes["Shard.create"] == 2
-    assert {"shards", "workloads", "keymap"} <= set(trace.phases)
+    assert {"shards+workloads", "keymap", "status"} <= set(trace.phases)
     with caplog.at_level(logging.INFO, logger="shard_operator.trace"):
         trace.finish(pause=0.25)
     line = caplog.records[-1].getMessage()

@@ -9,7 +9,10 @@ their Pods, Services and key map entries.
 
 from __future__ import annotations
 
+import asyncio
+
 from .. import pass_trace, render
+from ..cache import ShardView
 from ..decisions import Pass, split_refused
 from ..rollout import StrategyError, UpdateStrategy
 from ..writes import Writes
@@ -41,16 +44,34 @@ async def run(writes: Writes, namespace: str, node_id: str, run: Pass | None = N
             run.problems.append(str(error))
     with pass_trace.phase("storage"):
         run.problems.extend(await storage.problems(writes, owner.spec))
-    with pass_trace.phase("shards"):
-        supervised = await shards.ensure(writes, namespace, owner, wanted, supervised, run)
+    pass_trace.note("shards", len(supervised))
     with pass_trace.phase("network"):
         await network.ensure(writes, namespace, owner, run)  # before any Pod is made
-    with pass_trace.phase("workloads"):
-        await workloads.ensure(writes, namespace, owner, supervised, run)
+    slices = keymap.Slices(writes, namespace, owner)
+
+    async def workloads_of(shard: ShardView) -> None:
+        await workloads.ensure_one(writes, namespace, shard, owner.spec, run)
+        outcome = run.outcomes.get(shard.name)
+        if outcome is not None and outcome.pod is not None and outcome.service is not None:
+            slices.made(shard)
+
+    try:
+        with pass_trace.phase("shards+workloads"):
+            supervised = await shards.ensure(writes, namespace, owner, wanted, supervised, run,
+                                             then=workloads_of)
+    finally:
+        await slices.close()
+    with pass_trace.phase("rollout"):
+        await workloads.finish(writes, namespace, owner, run)
     with pass_trace.phase("keymap"):
         await keymap.ensure(writes, namespace, owner, supervised, run)
-    with pass_trace.phase("shard_status"):
-        await status.write_shards(writes, namespace, supervised, run)
-    with pass_trace.phase("owner_status"):
-        await status.write_owner(writes, namespace, owner, supervised, run)
+    # The ShardSet's status does not depend on its Shards' (only on what this pass saw):
+    # written beside them, it is not held back behind thousands of Shard status writes.
+    with pass_trace.phase("status"):
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(status.write_owner(writes, namespace, owner, supervised, run))
+                group.create_task(status.write_shards(writes, namespace, supervised, run))
+        except BaseExceptionGroup as failed:  # as if awaited one after the other
+            raise failed.exceptions[0] from None
     return run

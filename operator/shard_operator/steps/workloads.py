@@ -19,9 +19,24 @@ from ..writes import CONFLICT_IGNORE, Writes
 
 async def ensure(writes: Writes, namespace: str, owner: ShardSetView, shards: list[ShardView],
                  run: Pass) -> None:
+    """Every shard's workloads (:func:`ensure_one`), then :func:`finish`."""
+    await writes.bounded(partial(ensure_one, writes, namespace, s, owner.spec, run)
+                         for s in shards)
+    await finish(writes, namespace, owner, run)
+
+
+async def ensure_one(writes: Writes, namespace: str, shard: ShardView, spec: ShardSetSpec,
+                     run: Pass) -> None:
+    """One shard's claim, Service and Pod (nothing for a Shard whose key is unreadable)."""
+    run.claims = spec.volume_claim_template is not None
+    if shard.key is not None:
+        await _ensure_one(writes, namespace, shard, spec, run)
+
+
+async def finish(writes: Writes, namespace: str, owner: ShardSetView, run: Pass) -> None:
+    """Once every shard's workloads are ensured: the PodDisruptionBudget, and the
+    outdated pods to replace now, within the update strategy."""
     run.claims = owner.spec.volume_claim_template is not None
-    await writes.bounded(partial(_ensure_one, writes, namespace, s, owner.spec, run)
-                         for s in shards if s.key is not None)
     await _ensure_budget(writes, namespace, owner, run)
     outdated = [name for name, o in run.outcomes.items() if o.outdated]
     if not outdated or run.problems:  # an invalid generation rolls nothing
