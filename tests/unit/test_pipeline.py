@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 
-from shard_operator.steps import shards as shards_step
 from shard_operator.steps.keymap import Slices
 from shard_operator.writes import Writes
 from tests.unit.fakekube import World
@@ -31,12 +30,6 @@ def one_at_a_time(world: World, pod_seconds: float = 0.0) -> None:
     world.kube.create = slow_create  # type: ignore[method-assign]
 
 
-@pytest.fixture(autouse=True)
-def no_lead(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Shard creates are not sent ahead (unless a test sets a lead)."""
-    monkeypatch.setattr(shards_step, "SHARD_LEAD", 0)
-
-
 async def test_each_shard_goes_on_to_its_workloads_at_once() -> None:
     world = World()
     one_at_a_time(world)
@@ -46,19 +39,6 @@ async def test_each_shard_goes_on_to_its_workloads_at_once() -> None:
              and kind in ("Shard", "Service", "Pod")]
     assert kinds[:6] == ["Shard", "Service", "Pod", "Shard", "Service", "Pod"]
     assert kinds.count("Pod") == 4
-
-
-async def test_shard_creates_run_a_lead_ahead_of_the_workloads(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(shards_step, "SHARD_LEAD", 2)
-    world = World()
-    one_at_a_time(world)
-    world.shardset("set", "node-1", KEYS)
-    await world.reconcile()
-    kinds = [kind for verb, kind, _ in world.kube.writes if verb == "create"
-             and kind in ("Shard", "Service", "Pod")]
-    assert kinds == ["Shard", "Shard", "Shard", "Service", "Pod", "Shard", "Service", "Pod",
-                     "Service", "Pod", "Service", "Pod"]
 
 
 async def test_slices_list_the_shards_made_while_the_pass_goes_on(

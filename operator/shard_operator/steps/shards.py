@@ -8,7 +8,6 @@ registered only after every Pod)."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
@@ -17,8 +16,6 @@ from ..cache import ShardSetView, ShardView
 from ..decisions import Pass, collisions, stale_shards
 from ..keys import Key
 from ..writes import CONFLICT_READ, Writes
-
-SHARD_LEAD = 100  # Shard creates sent ahead of the first workloads
 
 
 async def ensure(writes: Writes, namespace: str, owner: ShardSetView,
@@ -41,37 +38,19 @@ async def ensure(writes: Writes, namespace: str, owner: ShardSetView,
     missing = [body for name, (_, body) in wanted.items()
                if name not in existing and writes.cache.get("Shard", namespace, name) is None]
 
-    made: dict[str, asyncio.Future[ShardView | None]] = {}
-
     async def create(body: dict[str, Any]) -> None:
         view = await writes.create(body, run.errors, conflict=CONFLICT_READ)
         if view is not None:
             existing[view.name] = view
-        made[body["metadata"]["name"]].set_result(view)
-
-    async def workloads(name: str) -> None:
-        view = await made[name]
-        if view is not None and then is not None:
-            await then(view)
+            if then is not None:
+                await then(view)
 
     async def keep(view: ShardView) -> None:
         if then is not None:
             await then(view)
 
-    loop = asyncio.get_running_loop()
-    names = [body["metadata"]["name"] for body in missing]
-    for name in names:
-        made[name] = loop.create_future()
-    # The Shard creates run SHARD_LEAD ahead of the workloads: a Pod made the instant
-    # after its owner is one the garbage collector has not seen the owner of yet.
-    creates = [partial(create, body) for body in missing]
-    calls: list[Callable[[], Awaitable[None]]] = [
+    await writes.bounded([
         *(partial(writes.delete, "Shard", namespace, s, run.errors) for s in stale),
         *(partial(keep, existing[name]) for name in sorted(existing)),
-        *creates[:SHARD_LEAD]]
-    for index, name in enumerate(names):  # a Shard's create always comes before its workloads
-        if index + SHARD_LEAD < len(creates):
-            calls.append(creates[index + SHARD_LEAD])
-        calls.append(partial(workloads, name))
-    await writes.bounded(calls)
+        *(partial(create, body) for body in missing)])
     return [existing[name] for name in sorted(existing)]
