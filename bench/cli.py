@@ -153,6 +153,8 @@ async def run(args: argparse.Namespace, cluster: Any, workdir: Path) -> dict[str
             cpu: dict[str, dict[str, list[float]]] = {"operator": {}, "operator_before": {}}
             writes: dict[str, list[float]] = {}  # the operator's own count, per converge
             anatomy: dict[str, list[dict[str, float]]] = {}  # passes and API time, per run
+            # Pod Ready -> key in the map, seconds per shard, pooled over the runs of an N.
+            lags: dict[str, dict[str, list[float]]] = {"operator": {}, "operator_before": {}}
             for n in sizes:
                 reps = args.runs if n < 5000 else args.runs_large
                 for rep in range(reps):
@@ -167,12 +169,15 @@ async def run(args: argparse.Namespace, cluster: Any, workdir: Path) -> dict[str
                         cpu["operator"].setdefault(str(n), []).append(figures["cpu_seconds"])
                         writes.setdefault(str(n), []).append(figures["writes"])
                         anatomy.setdefault(str(n), []).append(figures["anatomy"])
+                        lags["operator"].setdefault(str(n), []).extend(
+                            figures["registration_lags"])
                         mem = memory.setdefault(str(n), {"peak": [], "steady": []})
                         mem["peak"].append(figures["peak_mb"])
                         mem["steady"].append(figures["steady_mb"])
                         progress(f"    {figures['seconds']:.1f} s, operator CPU "
                                  f"{figures['cpu_seconds']:.1f} s, peak RSS "
-                                 f"{figures['peak_mb']:.0f} MB")
+                                 f"{figures['peak_mb']:.0f} MB, registration lag "
+                                 f"{_lag(figures['registration_lags'])}")
                         if live is not None:
                             await steady_scenarios(args, ctx, live, wanted, results, attempt)
                             await converge.finish(ctx, live)
@@ -186,9 +191,12 @@ async def run(args: argparse.Namespace, cluster: Any, workdir: Path) -> dict[str
                                 value[0]["seconds"])
                             cpu["operator_before"].setdefault(str(n), []).append(
                                 value[0]["cpu_seconds"])
+                            lags["operator_before"].setdefault(str(n), []).extend(
+                                value[0]["registration_lags"])
                             progress(f"    {value[0]['seconds']:.1f} s, operator CPU "
                                      f"{value[0]['cpu_seconds']:.1f} s, peak RSS "
-                                     f"{value[0]['peak_mb']:.0f} MB")
+                                     f"{value[0]['peak_mb']:.0f} MB, registration lag "
+                                     f"{_lag(value[0]['registration_lags'])}")
                     if "raw" in systems:
                         progress(f"scenario 1: N={n} run {rep + 1}/{reps}: raw "
                                  f"(concurrency {best})")
@@ -218,6 +226,11 @@ async def run(args: argparse.Namespace, cluster: Any, workdir: Path) -> dict[str
             results["operator_writes_per_converge"] = {
                 n: stats.summarize(v) for n, v in writes.items()}
             results["operator_anatomy"] = anatomy
+            results["registration_lag"] = {
+                n: stats.distribution(v) for n, v in lags["operator"].items()}
+            if lags["operator_before"]:
+                results["registration_lag_before"] = {
+                    n: stats.distribution(v) for n, v in lags["operator_before"].items()}
             results["memory"] = {n: {"peak_mb": max(m["peak"]),
                                      "steady_mb": statistics.median(m["steady"])}
                                  for n, m in memory.items() if m["peak"]}
@@ -238,6 +251,13 @@ async def run(args: argparse.Namespace, cluster: Any, workdir: Path) -> dict[str
     if errors:
         results["errors"] = errors
     return results
+
+
+def _lag(lags: list[float]) -> str:
+    if not lags:
+        return "not measured"
+    d = stats.distribution(lags)
+    return f"p50 {d['p50']:.2f} s, p99 {d['p99']:.2f} s, max {d['max']:.2f} s"
 
 
 async def steady_scenarios(args: argparse.Namespace, ctx: Context, live: Any, wanted: set[str],

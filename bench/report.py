@@ -74,6 +74,15 @@ def markdown(doc: dict[str, Any]) -> str:
                     v["seconds"].items(), key=lambda kv: int(kv[0])))
                 + f" (best {v['best']})" for n, v in sorted(best.items(), key=lambda kv: int(
                     kv[0])))]
+        for name, label in (("registration_lag", "operator"),
+                            ("registration_lag_before", "operator (BENCH_BEFORE)")):
+            lag = results.get(name) or {}
+            if lag:
+                lines += ["", f"Registration lag, {label} (a shard's Pod Ready → its key in "
+                          "the map; 0 when listed before Ready), p50 / p99 / max (s): "
+                          + "; ".join(f"N={n}: " + " / ".join(_fmt(d.get(k)) for k in (
+                              "p50", "p99", "max")) for n, d in sorted(
+                                  lag.items(), key=lambda kv: int(kv[0])) if d.get("count"))]
     lines += rollout_lines(results.get("rollout"))
     figures: list[tuple[str, str]] = []
     idle = results.get("idle")

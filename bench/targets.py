@@ -57,6 +57,17 @@ def evaluate(results: dict[str, Any]) -> list[Target]:
         out.append(_target("1 cold converge",
                            "N=1000 operator / StatefulSet (median of per-run ratios)",
                            _get(ratios, "operator/statefulset", "median"), "<=", 1.0))
+    # Issue #17's figures, under the names of its table.
+    for n, by_base in sorted((results.get("converge_ratios") or {}).items(),
+                             key=lambda kv: int(kv[0])):
+        ratio = _get(by_base, "operator/raw", "median")
+        if ratio is not None:
+            out.append(_target("1 cold converge", f"converge operator/raw, N = {int(n):,}",
+                               ratio, "<=", 1.10))
+    lag = _get(results, "registration_lag", "5000")
+    if lag and lag.get("count"):
+        out.append(_target("1 cold converge", "registration lag p99 at N=5000 (s)",
+                           lag.get("p99"), "<=", 2.0, " s"))
     idle = results.get("idle")
     if idle:
         out.append(_target("2 idle cost", "operator API writes in 60 s after converging "

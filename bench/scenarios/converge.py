@@ -30,15 +30,34 @@ def schema(n: int) -> list[dict[str, Any]]:
 
 
 class KeyMapTracker:
+    """The key map's entries, and when each shard name was first seen listed."""
+
     def __init__(self) -> None:
         self.count = 0
         self.bytes = 0
         self.data: dict[str, str] = {}
+        self.first_seen: dict[str, float] = {}  # shard name -> first time listed
 
     def on_event(self, kind: str, obj: dict[str, Any]) -> None:
         self.data = {} if kind == "DELETED" else dict(obj.get("data") or {})
         self.count = max(0, len(self.data) - HEADER) if self.data else 0
         self.bytes = keymap.data_size(self.data)
+        now = time.monotonic()
+        for name in self.data:
+            if name not in keymap.HEADER_FIELDS:
+                self.first_seen.setdefault(name, now)
+
+
+def registration_lags(pods: PodTracker, keys: KeyMapTracker) -> list[float]:
+    """Per shard: seconds from its Pod first seen Ready to its key first seen in the map
+    (0 when the key was listed before the Pod was Ready: its clients could already find
+    it). Pods and shards share their names."""
+    lags = []
+    for name, uid in pods.ready.items():
+        ready_at, listed_at = pods.ready_at.get(uid), keys.first_seen.get(name)
+        if ready_at is not None and listed_at is not None:
+            lags.append(max(0.0, listed_at - ready_at))
+    return lags
 
 
 class ShardSetTracker:
@@ -113,7 +132,8 @@ async def operator(ctx: Context, n: int, *, keep: bool = False, timeout: float =
     await asyncio.sleep(2.0)
     steady, peak = rss_mb(op.pid)
     result = {"seconds": seconds, "cpu_seconds": cpu, "peak_mb": peak, "steady_mb": steady,
-              "keymap_bytes": keys.bytes, "writes": op.writes(), "anatomy": op.anatomy()}
+              "keymap_bytes": keys.bytes, "writes": op.writes(), "anatomy": op.anatomy(),
+              "registration_lags": registration_lags(pods, keys)}
     live = Live(ns, op, watching, pods, keys, sset, n)
     if keep:
         return result, live

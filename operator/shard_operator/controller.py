@@ -18,9 +18,9 @@ import asyncio
 import logging
 import time
 
-from . import metrics, steps
+from . import metrics, pass_trace, steps
 from .cache import Cache
-from .decisions import Pass
+from .decisions import Pass, pass_pause
 from .fence import FENCE, Fenced
 from .kube import Kube
 from .workqueue import WorkQueue
@@ -104,6 +104,7 @@ class Controller:
         await self._synced.wait()
         while True:
             key = await self.queue.get()
+            trace = pass_trace.begin("/".join(key), self.queue.waited(key))
             started, cpu = time.monotonic(), time.process_time()
             rolling = False
             try:
@@ -127,16 +128,20 @@ class Controller:
                 elapsed = time.monotonic() - started
                 metrics.RECONCILE_SECONDS.labels("ShardSet").observe(elapsed)
                 # A pass costs O(shards) of CPU: events arriving meanwhile are batched into
-                # the next one, which waits as long as this one kept the CPU busy (at most
-                # PAUSE_MAX_SECONDS), so that watch events are not starved of the event loop
-                # at 10,000 shards; time spent waiting on the API server does not count.
-                # No pause after a cheap pass, nor in a rollout: its passes find all but a
-                # shard or two unchanged, and each waits for the next pod's readiness.
+                # the next one, which waits for the CPU time this one took beyond the time
+                # it spent waiting on the API server (at most PAUSE_MAX_SECONDS), so that
+                # watch events are not starved of the event loop at 10,000 shards. A pass
+                # that mostly waited let the watches run meanwhile. No pause after a cheap
+                # pass, nor in a rollout: its passes find all but a shard or two unchanged,
+                # and each waits for the next pod's readiness.
                 busy = time.process_time() - cpu
-                pause = min(busy, elapsed, PAUSE_MAX_SECONDS)
+                pause = pass_pause(busy, elapsed, PAUSE_MAX_SECONDS)
+                if rolling or pause < PAUSE_MIN_SECONDS:
+                    pause = 0.0
                 self._rolling.discard(key)
-                self.queue.done(key, pause=0.0 if rolling or pause < PAUSE_MIN_SECONDS
-                                else pause)
+                self.queue.done(key, pause=pause)
+                if trace is not None:
+                    trace.finish(pause)
             if retry:
                 metrics.RECONCILE_ERRORS.labels("ShardSet").inc()
                 self.queue.add_rate_limited(key)

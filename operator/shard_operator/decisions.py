@@ -239,6 +239,58 @@ def still_listed(plan: KeyMapPlan, listed: Mapping[str, str]) -> set[str]:
     return {n for n in plan.entries if listed.get(n) == plan.data[n]}
 
 
+KEY_MAP_SLICE_ENTRIES = 500  # a slice is written when this many new entries are due,
+KEY_MAP_SLICE_SECONDS = 1.0  # or this long after the first of them became due
+
+
+def slice_wait(due: int, first_due_at: float | None, now: float, *,
+               entries: int = KEY_MAP_SLICE_ENTRIES, seconds: float = KEY_MAP_SLICE_SECONDS
+               ) -> float | None:
+    """While a pass makes workloads: how long to wait before writing the key map entries
+    that are due (shards whose Pod and Service now exist, not yet listed); 0: write now
+    (``entries`` are due, or the first has waited ``seconds``); None: nothing is due."""
+    if due <= 0 or first_due_at is None:
+        return None
+    if due >= entries:
+        return 0.0
+    return max(0.0, first_due_at + seconds - now)
+
+
+def key_map_slice(listed: Mapping[str, str], due: Iterable[tuple[str, Key]], node_id: str,
+                  namespace: str, max_bytes: int = KEY_MAP_MAX_BYTES) -> dict[str, str] | None:
+    """The key map data of a slice written during a pass: what the map lists now, left as
+    it is, plus the ``due`` entries (shard name, key) in the order given, while the map
+    stays under ``max_bytes``; None if that adds nothing.
+
+    A slice only adds: an entry to change or drop, and the order in which shards keep
+    their place under the size limit (oldest first, :func:`plan_key_map`), wait for the
+    write at the end of the pass."""
+    data = dict(listed) if listed else keymap.render(node_id, namespace, {})
+    size = keymap.data_size(data)
+    added = False
+    for name, key in due:
+        if name in data:
+            continue
+        grows = keymap.entry_size(name, key)
+        if size + grows > max_bytes:
+            break
+        data[name] = key_to_json(key)
+        size += grows
+        added = True
+    return data if added else None
+
+
+# ----- pacing ------------------------------------------------------------------------------
+
+
+def pass_pause(busy: float, elapsed: float, cap: float) -> float:
+    """Seconds before the next pass of a node id may start, after one that kept the CPU
+    ``busy`` for that long in ``elapsed`` seconds: only the CPU time beyond the time it
+    spent waiting (on the API server, while watch events were handled), at most
+    ``cap``. A pass that mostly waited has let the watches keep up and needs no pause."""
+    return min(cap, max(0.0, busy - max(0.0, elapsed - busy)))
+
+
 # ----- status ------------------------------------------------------------------------------
 
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import time
 
+from . import pass_trace
+
 NodeKey = tuple[str, str]  # (namespace, nodeId)
 
 BACKOFF_BASE_SECONDS = 0.5
@@ -37,8 +39,11 @@ class WorkQueue:
         self._paused: set[NodeKey] = set()
         self._not_before: dict[NodeKey, float] = {}
         self._failures: dict[NodeKey, int] = {}
+        self._since: dict[NodeKey, float] = {}  # first add not yet served (tracing only)
 
     def add(self, key: NodeKey) -> None:
+        if pass_trace.ENABLED:
+            self._since.setdefault(key, time.monotonic())
         if key in self._active:
             self._dirty.add(key)
         elif key not in self._queued and key not in self._paused:
@@ -77,6 +82,12 @@ class WorkQueue:
         self._queued.discard(key)
         self._active.add(key)
         return key
+
+    def waited(self, key: NodeKey) -> float | None:
+        """Seconds from the first add of ``key`` not yet served until now (when its
+        pass starts); None unless tracing (:mod:`.pass_trace`) is on."""
+        since = self._since.pop(key, None)
+        return None if since is None else time.monotonic() - since
 
     def done(self, key: NodeKey, pause: float = 0.0) -> None:
         """Finish a pass; the next one starts ``pause`` seconds later at the earliest."""

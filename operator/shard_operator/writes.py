@@ -15,7 +15,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
-from . import conditions, metrics
+from . import conditions, metrics, pass_trace
 from .cache import Cache
 from .fence import FENCE
 from .kube import ApiError, Kube
@@ -41,6 +41,7 @@ class Writes:
         FENCE.check(kind, verb)
         answer = await call()
         metrics.API_WRITES.labels(kind, verb).inc()
+        pass_trace.wrote(kind, verb)
         return None if answer is None else self.cache.put(kind, namespace, answer)
 
     async def _attempt(self, kind: str, verb: str, namespace: str, what: str,

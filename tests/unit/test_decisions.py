@@ -120,6 +120,64 @@ def test_still_listed_after_a_failed_write(listed: dict[str, str], still: set[st
     assert decisions.still_listed(plan, listed) == still
 
 
+@pytest.mark.parametrize(("due", "first", "now", "wait"), [
+    (0, None, 5.0, None),  # nothing due: no slice
+    (0, 4.0, 5.0, None),
+    (1, 5.0, 5.0, 1.0),  # the first just became due: wait the full second
+    (10, 5.0, 5.4, 0.6),
+    (10, 5.0, 6.0, 0.0),  # it has waited a second: write now
+    (10, 5.0, 9.0, 0.0),  # (late: at once)
+    (499, 5.0, 5.1, 0.9),
+    (500, 5.0, 5.1, 0.0),  # enough entries due: write now
+])
+def test_slice_wait(due: int, first: float | None, now: float, wait: float | None) -> None:
+    got = decisions.slice_wait(due, first, now, entries=500, seconds=1.0)
+    assert got == (None if wait is None else pytest.approx(wait))
+
+
+A_KEY, B_KEY, C_KEY = (b"a",), (b"b",), (b"c",)
+
+
+def _size(entries: dict[str, tuple[bytes, ...]]) -> int:
+    return keymap.data_size(keymap.render("node-1", "ns", entries))
+
+
+@pytest.mark.parametrize(("listed", "due", "max_bytes", "expected"), [
+    # an empty map (none yet): the header and the due entries
+    ({}, [("A", A_KEY)], 10_000, {"A": A_KEY}),
+    # what is listed stays as it is, the due entries are added
+    ({"A": A_KEY}, [("B", B_KEY), ("C", C_KEY)], 10_000, {"A": A_KEY, "B": B_KEY, "C": C_KEY}),
+    # nothing new: no slice to write
+    ({"A": A_KEY}, [("A", A_KEY)], 10_000, None),
+    ({"A": A_KEY}, [], 10_000, None),
+    # while it fits, in the order given; the rest waits for the pass's own write
+    ({"A": A_KEY}, [("B", B_KEY), ("C", C_KEY)], _size({"A": A_KEY, "B": B_KEY}),
+     {"A": A_KEY, "B": B_KEY}),
+    ({"A": A_KEY}, [("B", B_KEY)], _size({"A": A_KEY}), None),
+])
+def test_key_map_slice(listed: dict[str, tuple[bytes, ...]], due: list[tuple[str, tuple]],
+                       max_bytes: int, expected: dict[str, tuple[bytes, ...]] | None) -> None:
+    current = keymap.render("node-1", "ns", listed) if listed else {}
+    data = decisions.key_map_slice(current, due, "node-1", "ns", max_bytes=max_bytes)
+    if expected is None:
+        assert data is None
+    else:
+        assert data == keymap.render("node-1", "ns", expected)
+        assert keymap.data_size(data) <= max_bytes
+
+
+@pytest.mark.parametrize(("busy", "elapsed", "pause"), [
+    (0.0, 0.0, 0.0),
+    (0.2, 0.3, 0.1),  # 0.2 s of CPU, 0.1 s waited: 0.1 s beyond it
+    (1.0, 1.0, 1.0),  # all CPU (a pass over a big cache, nothing to write)
+    (3.0, 20.0, 0.0),  # mostly waiting on the API server: the watches kept up
+    (10.0, 10.0, 5.0),  # capped
+    (2.0, 1.5, 2.0),  # CPU time beyond the wall time (other threads): no negative wait
+])
+def test_pass_pause(busy: float, elapsed: float, pause: float) -> None:
+    assert decisions.pass_pause(busy, elapsed, 5.0) == pytest.approx(pause)
+
+
 # ----- what status to write ----------------------------------------------------------------
 
 def shardset(run: Pass, shards: list[ShardView], now: float = NOW) -> dict[str, Any]:
