@@ -53,10 +53,12 @@ class ObjectWatch:
                 buffer = buffer.lstrip()[end:]
                 self.seen.append(event["object"])
 
-    def wait(self, check: Callable[[dict[str, Any]], bool], timeout: float, what: str
-             ) -> dict[str, Any]:
-        """The first version seen from now on for which ``check`` holds."""
-        start = len(self.seen)
+    def wait(self, check: Callable[[dict[str, Any]], bool], timeout: float, what: str,
+             since: int | None = None) -> dict[str, Any]:
+        """The first version seen from now on (or from index ``since``: taken before the
+        change waited for, since the operator may answer it before this call) for which
+        ``check`` holds."""
+        start = len(self.seen) if since is None else since
 
         def found() -> dict[str, Any] | None:
             return next((o for o in self.seen[start:] if check(o)), None)
@@ -117,7 +119,8 @@ def test_health_through_converge_and_rollout(cluster: LocalCluster, kubectl: Kub
         kubectl("patch", "shardset", "gitops", "--type=merge", "-p", json.dumps(
             {"spec": {"template": {"metadata": {"annotations": {"rollout": "2"}}}}}))
         done = watch.wait(lambda o: ready(o) and o["metadata"]["generation"]
-                          > converged["metadata"]["generation"], 180, "the rollout done")
+                          > converged["metadata"]["generation"], 180, "the rollout done",
+                          since=first)
         during = watch.seen[first:watch.seen.index(done)]
         assert len(during) >= len(SCHEMA), "a rollout of 6 shards writes status more often"
         verdicts = judged(during)
@@ -148,30 +151,34 @@ def test_refused_template_and_invalid_schema_are_failed(cluster: LocalCluster,
         watch.wait(ready, 90, "the ShardSet Ready")
 
         # A template the API server refuses: Failed fast, running pods kept.
+        mark = len(watch.seen)
         kubectl("patch", "shardset", "stall", "--type=merge", "-p", json.dumps(
             {"spec": {"template": {"spec": {"activeDeadlineSeconds": -5}}}}))
-        refused = watch.wait(stalled, 60, "Stalled after a refused template")
+        refused = watch.wait(stalled, 60, "Stalled after a refused template", since=mark)
         assert judged([refused]) == ["Failed"]
         assert condition(refused, "Stalled")["reason"] == "TemplateRefused"
         assert "activeDeadlineSeconds" in condition(refused, "Stalled")["message"]
         assert condition(refused, "Reconciling")["status"] == "False"
         assert refused["status"]["readyShards"] == 3
+        mark = len(watch.seen)
         kubectl("patch", "shardset", "stall", "--type=json",
                 "-p", '[{"op": "remove", "path": "/spec/template"}]')
-        fixed = watch.wait(ready, 90, "Ready again after the fix")
+        fixed = watch.wait(ready, 90, "Ready again after the fix", since=mark)
         assert judged([fixed]) == ["Current"]
 
         # An invalid schema (one key in two encodings): Failed, naming the entries.
+        mark = len(watch.seen)
         kubectl("patch", "shardset", "stall", "--type=merge", "-p", json.dumps(
             {"spec": {"schema": [*SCHEMA[:3], {"key": ["a"]},
                                  {"key": ["YQ=="], "keyEncoding": "base64"}]}}))
-        invalid = watch.wait(stalled, 60, "Stalled after an invalid schema")
+        invalid = watch.wait(stalled, 60, "Stalled after an invalid schema", since=mark)
         assert judged([invalid]) == ["Failed"]
         stall = condition(invalid, "Stalled")
         assert stall["reason"] == "InvalidSchema" and "spec.schema[4]" in stall["message"]
+        mark = len(watch.seen)
         kubectl("patch", "shardset", "stall", "--type=merge", "-p", json.dumps(
             {"spec": {"schema": SCHEMA[:3]}}))
-        again = watch.wait(ready, 90, "Ready again after the schema fix")
+        again = watch.wait(ready, 90, "Ready again after the schema fix", since=mark)
         assert judged([again]) == ["Current"]
         assert again["status"]["desiredShards"] == 3
     finally:
