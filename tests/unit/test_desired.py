@@ -67,6 +67,28 @@ def test_workload_memo_matches_render_and_follows_every_input() -> None:
     assert changed.pod["spec"]["containers"][0]["image"] == "other:2"
 
 
+def test_workload_memo_keeps_no_bodies_until_a_rollout_asks_again() -> None:
+    """The memo of every shard lives as long as the shard: it keeps the template hash,
+    not the rendered bodies (34 MB at N = 5,000), except the Pod a rollout replaces."""
+    cache, owner, shard = views()
+    memo = desired.of(cache).workload(shard, owner, NS, claim=False)
+    full = {"metadata": {**shard.body["metadata"]}, "spec": shard.body["spec"]}
+    rendered = render.pod(full, shard.key, owner.spec.template)
+    assert memo._pod is None and memo._template_hash is None  # nothing rendered yet
+    assert memo.pod == rendered and memo._pod is None  # handed over for a creation
+    assert memo.template_hash == rendered["metadata"]["annotations"][
+        "shards.anoma.net/template-hash"]
+    pod_view = cache.put("Pod", NS, {**rendered, "metadata": {
+        **rendered["metadata"], "uid": "pod-uid", "resourceVersion": "2"}})
+    service_view = cache.put("Service", NS, {**memo.service, "metadata": {
+        **memo.service["metadata"], "uid": "svc-uid", "resourceVersion": "3"}})
+    memo.pod_seen, memo.service_seen = pod_view, service_view
+    replacement = memo.pod
+    assert memo.pod is replacement  # kept while a matching Pod was seen
+    assert memo.unchanged(service_view, pod_view)
+    assert memo._pod is None  # the Pod seen is current: nothing to replace
+
+
 def test_memos_are_per_cache() -> None:
     first, second = Cache(), Cache()
     assert desired.of(first) is desired.of(first)
