@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from shard_operator import decisions, desired, render
 from shard_operator.cache import Cache
 from shard_operator.steps import workloads
-from tests.unit.fakekube import NS, World
+from tests.unit.fakekube import NS, Watched, World, change_template, converged
 
 
 def shardset_body(generation: int = 1, template: dict[str, Any] | None = None,
@@ -144,44 +144,6 @@ def test_status_differs_is_the_sorted_comparison(current, wanted) -> None:
 
 
 # ----- a rollout's pass ---------------------------------------------------------------------
-
-
-class Watched(World):
-    """A World whose deletions reach the cache a moment later, as a watch event would."""
-
-    def __init__(self, delay: float | None = 0.01) -> None:
-        super().__init__()
-        delete = self.kube.delete
-
-        async def deleting(kind: str, namespace: str, name: str, uid: str | None = None
-                           ) -> None:
-            self.deleted.append(name)
-            await delete(kind, namespace, name, uid)
-            if delay is not None:
-                asyncio.get_running_loop().call_later(
-                    delay, self.cache.remove, kind, namespace, name, uid)
-
-        self.deleted: list[str] = []
-        self.kube.delete = deleting  # type: ignore[method-assign]
-
-
-async def converged(world: World, n: int, max_unavailable: int | str = 1) -> None:
-    world.add("ShardSet", {
-        "apiVersion": "shards.anoma.net/v1alpha1", "kind": "ShardSet",
-        "metadata": {"name": "set", "creationTimestamp": "2026-01-01T00:00:00Z"},
-        "spec": {"nodeId": "node-1", "schema": [{"key": [f"k{i}"]} for i in range(n)],
-                 "updateStrategy": {"type": "RollingUpdate",
-                                    "rollingUpdate": {"maxUnavailable": max_unavailable}}}})
-    await world.reconcile()
-    world.pods_ready()
-    assert await world.reconcile() == []
-
-
-def change_template(world: World) -> None:
-    body = copy.deepcopy(world.kube.stored("ShardSet", "set"))
-    body["spec"]["template"] = {"spec": {"containers": [{"name": "shard", "image": "new:2"}]}}
-    body["metadata"]["generation"] = 2
-    world.cache.put("ShardSet", NS, world.kube._store("ShardSet", body))
 
 
 def pods(world: World) -> dict[str, str]:
