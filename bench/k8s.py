@@ -16,6 +16,8 @@ from typing import Any
 
 import aiohttp
 
+from shard_operator.kube import STALE_CONNECTION_ERRORS
+
 
 class KubeHttp:
     def __init__(self, kubeconfig: Path, token: str | None = None) -> None:
@@ -52,6 +54,17 @@ class KubeHttp:
                       content_type: str = "application/json") -> tuple[int, Any]:
         data = json.dumps(body) if body is not None else None
         timeout = aiohttp.ClientTimeout(total=None, sock_read=600)  # big listings are slow
+        try:
+            return await self._send(method, path, data, content_type, timeout)
+        except STALE_CONNECTION_ERRORS as error:
+            if isinstance(error, aiohttp.ClientConnectorError):
+                raise  # a new connection failed: nothing stale to replace
+            # A pooled connection the API server had closed under load: once more on a
+            # new one, as the operator's client does (kube.Api.request).
+            return await self._send(method, path, data, content_type, timeout)
+
+    async def _send(self, method: str, path: str, data: str | None, content_type: str,
+                    timeout: aiohttp.ClientTimeout) -> tuple[int, Any]:
         async with self.session.request(method, self.server + path, data=data,
                                         headers={"Content-Type": content_type},
                                         timeout=timeout) as response:
