@@ -6,8 +6,11 @@
 current and peak totals, glibc's heap figures (``mallinfo2``: in use vs free), live
 asyncio tasks grouped by coroutine, the most numerous object types, and the top
 allocations grouped by traceback. ``SHARD_OPERATOR_TRACEMALLOC_FRAMES`` sets the
-traceback depth (default 8). tracemalloc itself costs memory and time: use it to see
-*what* holds memory, never to measure RSS.
+traceback depth (default 8). ``SHARD_OPERATOR_TRACEMALLOC_PEAK_MB=STEP`` also keeps
+``PATH.peak.snapshot``: a thread polls the traced total and, each time it reaches a new
+high at least STEP MB above the last kept one, replaces that snapshot (a transient peak,
+which neither SIGUSR1 nor the exit report catches). tracemalloc itself costs memory and
+time: use it to see *what* holds memory, never to measure RSS.
 """
 
 from __future__ import annotations
@@ -20,12 +23,15 @@ import ctypes.util
 import gc
 import os
 import signal
+import threading
 import time
 import tracemalloc
 from pathlib import Path
 
 ENV_PATH = "SHARD_OPERATOR_TRACEMALLOC"
 ENV_FRAMES = "SHARD_OPERATOR_TRACEMALLOC_FRAMES"
+ENV_PEAK_STEP = "SHARD_OPERATOR_TRACEMALLOC_PEAK_MB"
+PEAK_POLL_SECONDS = 0.25
 
 
 def install_from_env(environ: dict[str, str] | os._Environ[str] | None = None) -> Path | None:
@@ -38,7 +44,35 @@ def install_from_env(environ: dict[str, str] | os._Environ[str] | None = None) -
     tracemalloc.start(int(environ.get(ENV_FRAMES, "8")))
     signal.signal(signal.SIGUSR1, lambda *_: dump(path, "SIGUSR1"))
     atexit.register(dump, path, "exit")
+    if environ.get(ENV_PEAK_STEP):
+        PeakKeeper(path, float(environ[ENV_PEAK_STEP]) * 2**20).start()
     return path
+
+
+class PeakKeeper(threading.Thread):
+    """Keeps a snapshot of the highest traced total seen, in steps of ``step`` bytes."""
+
+    def __init__(self, path: Path, step: float, poll: float = PEAK_POLL_SECONDS) -> None:
+        super().__init__(name="tracemalloc-peak", daemon=True)
+        self.path, self.step, self.poll = path.with_name(f"{path.name}.peak.snapshot"), step, poll
+        self.kept = 0.0
+        self.stopped = threading.Event()
+
+    def check(self) -> bool:
+        """Replace the snapshot if the traced total is a new high by ``step``."""
+        current, _ = tracemalloc.get_traced_memory()
+        if current < self.kept + self.step:
+            return False
+        snapshot = tracemalloc.take_snapshot()
+        self.kept = current
+        partial = self.path.with_suffix(".partial")
+        snapshot.dump(str(partial))
+        partial.replace(self.path)
+        return True
+
+    def run(self) -> None:
+        while not self.stopped.wait(self.poll) and tracemalloc.is_tracing():
+            self.check()
 
 
 def proc_status() -> dict[str, float]:

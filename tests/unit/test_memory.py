@@ -116,3 +116,24 @@ async def test_event_only_memories_keep_nothing_per_object():
     assert first is not second  # a fresh memory per event
     assert list(memories.iter_all_memories()) == []
     await memories.forget(body)  # nothing to forget: no error
+
+
+def test_peak_keeper_keeps_the_highest_snapshot_by_steps(tmp_path: Path) -> None:
+    tracemalloc.start(2)
+    try:
+        keeper = memprofile.PeakKeeper(tmp_path / "r.txt", step=1 * 2**20)
+        assert not keeper.check()  # less than a step traced since the start
+        base = [bytearray(4096) for _ in range(300)]  # ~1.2 MB
+        assert keeper.check()
+        assert not keeper.check()  # no new high by a step
+        transient = [bytearray(4096) for _ in range(600)]  # ~2.4 MB above the kept level
+        assert keeper.check()
+        kept = keeper.kept
+        del transient
+        assert not keeper.check() and keeper.kept == kept  # a fall keeps the high's snapshot
+        peak = tracemalloc.Snapshot.load(str(tmp_path / "r.txt.peak.snapshot"))
+        assert "test_memory.py" in memprofile.top(peak)
+        assert not list(tmp_path.glob("*.partial"))
+        del base
+    finally:
+        tracemalloc.stop()
