@@ -5,7 +5,9 @@ refused duplicate ShardSet and hand-made Shards are told why in theirs."""
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable, Iterator
 from functools import partial
+from typing import Any
 
 from .. import conditions, desired, metrics
 from ..cache import ShardSetView, ShardView
@@ -33,24 +35,31 @@ async def write_shards(writes: Writes, namespace: str, shards: list[ShardView], 
     Pod's watch events bring: its status would say "Pending" only to be rewritten a
     moment later (at 1,000 shards that is 1,000 writes saved while converging). A
     started Shard's status is written at once: ``start_shard`` waits for it to say
-    ``registered``, and waiting for the Pod's events doubled its latency."""
-    calls = []
-    for shard in shards:
-        outcome = run.outcomes.get(shard.name)
-        if outcome is not None and outcome.pod_event_due and shard.origin == ORIGIN_SCHEMA:
-            continue
-        inputs = shard_status_inputs(shard, run)
-        if desired.of(writes.cache).status_unchanged(namespace, shard, inputs):
-            continue
-        status = shard_status(shard, run, namespace)
-        if status_differs(shard.status, status):
-            status["conditions"] = conditions.merge(shard.status.get("conditions"),
-                                                    status["conditions"])
-            calls.append(partial(writes.patch_status, "Shard", namespace, shard.name, status,
-                                 run.errors))
-        else:
-            desired.of(writes.cache).status_current(namespace, shard, inputs)
-    await writes.bounded(calls)
+    ``registered``, and waiting for the Pod's events doubled its latency.
+
+    The statuses are made as write slots free up (a generator), not all at once: at
+    5,000 shards a list of every patch held thousands of status bodies at the same
+    time, while the watch events of the first writes were already arriving."""
+
+    def calls() -> Iterator[Callable[[], Awaitable[Any]]]:
+        for shard in shards:
+            outcome = run.outcomes.get(shard.name)
+            if (outcome is not None and outcome.pod_event_due
+                    and shard.origin == ORIGIN_SCHEMA):
+                continue
+            inputs = shard_status_inputs(shard, run)
+            if desired.of(writes.cache).status_unchanged(namespace, shard, inputs):
+                continue
+            status = shard_status(shard, run, namespace)
+            if status_differs(shard.status, status):
+                status["conditions"] = conditions.merge(shard.status.get("conditions"),
+                                                        status["conditions"])
+                yield partial(writes.patch_status, "Shard", namespace, shard.name, status,
+                              run.errors)
+            else:
+                desired.of(writes.cache).status_current(namespace, shard, inputs)
+
+    await writes.bounded(calls())
 
 
 async def write_owner(writes: Writes, namespace: str, owner: ShardSetView,
