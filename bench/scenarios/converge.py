@@ -16,6 +16,7 @@ from typing import Any
 from shard_operator import keymap, render
 from shard_operator.constants import API_VERSION
 from shard_operator.keys import key_map_name, shard_name
+from shard_operator.kube import CALL_ERRORS, ApiError, Kube, transient
 
 from ..context import Context, progress
 from ..k8s import PodTracker, Watching
@@ -212,6 +213,29 @@ async def _all_ready(ctx: Context, ns: str, pods: PodTracker, watching: Watching
     return {"seconds": seconds}
 
 
+RAW_RETRIES = 5
+
+
+async def create_retrying(kube: Kube, body: dict[str, Any], retried: list[str],
+                          attempts: int = RAW_RETRIES) -> None:
+    """Create ``body``, as the operator would in its next pass: an answer that a retry may
+    change (a 504 from an overloaded API server, throttling, no answer) is retried after
+    a short backoff; a 409 after a retry means the first attempt had landed."""
+    for attempt in range(attempts):
+        try:
+            await kube.create(body)
+            return
+        except CALL_ERRORS as error:
+            if isinstance(error, ApiError) and error.conflict:
+                if attempt > 0:
+                    return
+                raise
+            if not transient(error) or attempt == attempts - 1:
+                raise
+            retried.append(f"{body['kind']} {body['metadata']['name']}: {error}")
+            await asyncio.sleep(0.2 * 2 ** attempt)
+
+
 async def raw(ctx: Context, n: int, concurrency: int, timeout: float = 1800.0
               ) -> dict[str, Any]:
     ns = await ctx.namespace(f"raw{n}")
@@ -219,14 +243,18 @@ async def raw(ctx: Context, n: int, concurrency: int, timeout: float = 1800.0
     pods, watching = await _watch_pods(ctx, ns)
     limit = asyncio.Semaphore(concurrency)
 
+    retried: list[str] = []
+
     async def one(service: dict[str, Any], pod: dict[str, Any]) -> None:
         async with limit:
-            await ctx.kube.create(service)
+            await create_retrying(ctx.kube, service, retried)
         async with limit:
-            await ctx.kube.create(pod)
+            await create_retrying(ctx.kube, pod, retried)
 
     started = time.monotonic()
     await asyncio.gather(*(one(s, p) for s, p in bodies))
+    if retried:
+        progress(f"    raw client: {len(retried)} creates retried ({retried[0]})")
     entries = {s["metadata"]["name"]: (f"k{i}".encode(),) for i, (s, _) in enumerate(bodies)}
     data = keymap.render(NODE_ID, ns, entries)
     await ctx.kube.create({"apiVersion": "v1", "kind": "ConfigMap",

@@ -172,3 +172,39 @@ def test_rss_target_at_10k_keys_only_when_the_run_had_10k():
     assert by_figure["operator peak RSS, 10,000 keys"].target == "<= 160 MB"
     smaller = {t.figure for t in evaluate({"keymap": {**keymap, "keys": 500}})}
     assert "operator peak RSS, 10,000 keys" not in smaller
+
+
+class FlakyKube:
+    """Answers each create with the errors given, in order, then succeeds."""
+
+    def __init__(self, *errors: BaseException) -> None:
+        self.errors, self.calls = list(errors), 0
+
+    async def create(self, body: dict) -> dict:
+        self.calls += 1
+        if self.errors:
+            raise self.errors.pop(0)
+        return body
+
+
+async def test_raw_baseline_retries_what_the_operator_would_retry(monkeypatch) -> None:
+    from bench.scenarios import converge
+    from shard_operator.kube import ApiError
+
+    monkeypatch.setattr(converge.asyncio, "sleep", _no_sleep)
+    body = {"kind": "Service", "metadata": {"name": "s"}}
+    timeout = ApiError(504, "Timeout", "request did not complete within requested timeout")
+    exists = ApiError(409, "AlreadyExists", "exists")
+    kube, retried = FlakyKube(timeout, exists), []
+    await converge.create_retrying(kube, body, retried)  # the 504'd create had landed
+    assert kube.calls == 2 and len(retried) == 1 and "504" in retried[0]
+    with pytest.raises(ApiError):  # invalid: not retried
+        await converge.create_retrying(FlakyKube(ApiError(422, "Invalid", "bad")), body, [])
+    with pytest.raises(ApiError):  # a conflict on the first attempt is someone else's
+        await converge.create_retrying(FlakyKube(exists), body, [])
+    with pytest.raises(ApiError):  # and the attempts are bounded
+        await converge.create_retrying(FlakyKube(*[timeout] * 9), body, [], attempts=3)
+
+
+async def _no_sleep(seconds: float) -> None:
+    return None
