@@ -41,15 +41,22 @@ async def test_each_shard_goes_on_to_its_workloads_at_once() -> None:
     assert kinds.count("Pod") == 4
 
 
-async def test_slices_list_the_shards_made_while_the_pass_goes_on(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(Slices, "entries", 2)
+async def first_pass(monkeypatch: pytest.MonkeyPatch, setting: str, value: float, *,
+                     pod_seconds: float) -> tuple[World, list, int]:
+    """One pass over a new ShardSet of KEYS with ``Slices.<setting>`` set and workloads
+    made one at a time: the world, its writes and the index of the first key map write."""
+    monkeypatch.setattr(Slices, setting, value)
     world = World()
-    one_at_a_time(world, pod_seconds=0.02)
+    one_at_a_time(world, pod_seconds=pod_seconds)
     world.shardset("set", "node-1", KEYS)
     await world.reconcile()
     writes = world.kube.writes
-    first_map = next(i for i, w in enumerate(writes) if w[1] == "ConfigMap")
+    return world, writes, next(i for i, w in enumerate(writes) if w[1] == "ConfigMap")
+
+
+async def test_slices_list_the_shards_made_while_the_pass_goes_on(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    world, writes, first_map = await first_pass(monkeypatch, "entries", 2, pod_seconds=0.02)
     last_shard = max(i for i, w in enumerate(writes) if w[1] == "Shard")
     assert first_map < last_shard  # two shards were listed before the last was made
     data = world.kube.stored("ConfigMap", "shard-key-map-node-1")["data"]
@@ -66,13 +73,7 @@ async def test_slices_list_the_shards_made_while_the_pass_goes_on(
 
 async def test_a_slow_trickle_is_listed_a_second_after_it_became_due(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(Slices, "seconds", 0.05)
-    world = World()
-    one_at_a_time(world, pod_seconds=0.04)
-    world.shardset("set", "node-1", KEYS)
-    await world.reconcile()
-    writes = world.kube.writes
-    first_map = next(i for i, w in enumerate(writes) if w[1] == "ConfigMap")
+    _, writes, first_map = await first_pass(monkeypatch, "seconds", 0.05, pod_seconds=0.04)
     last_pod = max(i for i, w in enumerate(writes) if w[1] == "Pod")
     assert first_map < last_pod
 
