@@ -425,10 +425,13 @@ class LocalCluster:
 
     def _start_component(self, name: str) -> None:
         if name == "kwok":
-            # An explicit, empty KWOK configuration: never read ~/.kwok from the user.
+            # An explicit KWOK configuration: never read ~/.kwok from the user. KWOK
+            # v0.7.0 plays Pod stages (create, ready, delete) with 4 workers by default,
+            # about 20 deletes a second here; 16 lets it remove 100 terminating Pods at
+            # the apiserver's pace instead (docs/performance.md, recovery).
             (self.directory / "kwok.yaml").write_text(
                 "apiVersion: config.kwok.x-k8s.io/v1alpha1\nkind: KwokConfiguration\n"
-                "options: {}\n")
+                "options:\n  podPlayStageParallelism: 16\n")
         log = open(self.logs / f"{name}.log", "ab")
         try:
             process = subprocess.Popen(
